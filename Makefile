@@ -1,0 +1,44 @@
+# Everything a newcomer needs: `make test` and `./start_system.sh` (README).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+PYTEST_ARGS ?=
+
+.PHONY: install install-dev model test lint format check-compose clean-data
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q --upgrade pip setuptools wheel
+
+# The stamps make a second run a no-op until pyproject.toml or constraints.txt change.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) ".[dev]"
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+model: install
+	$(BIN)/python manage.py prepare_model
+
+# Tests use the PostgreSQL and Redis in DATABASE_URL / REDIS_URL when set, else
+# start the embedded ones for the run and stop them afterwards.
+test: install-dev model
+	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+check-compose:
+	docker-compose -f compose.yml config -q

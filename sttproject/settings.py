@@ -1,0 +1,200 @@
+"""Django settings. Everything a deployment changes comes from the environment,
+parsed strictly by ``sttproject.env``: a bad value stops start-up naming the variable.
+Every variable is documented in README.md (Configuration)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from sttproject.env import (
+    envbool,
+    envchoice,
+    envfloat,
+    envint,
+    envlist,
+    envstr,
+    envurl,
+    parse_database_url,
+)
+from workers.embedded import embedded_database_url, embedded_redis_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(envstr("DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+DEBUG = envbool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    key = envstr("SECRET_KEY")
+    if key:
+        if len(key) < 32:
+            raise ImproperlyConfigured("SECRET_KEY is shorter than 32 characters")
+        return key
+    # Embedded default: one random key per installation, kept with the data so
+    # sessions survive a restart.
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+# The original system answered on every interface; a production deployment
+# should name its hosts (README: Configuration).
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["*"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", ["http://localhost:5000"])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "channels",
+    "transcription",
+    "keywords",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "sttproject.urls"
+ASGI_APPLICATION = "sttproject.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- PostgreSQL: the record ---------------------------------------------------
+DATABASE_URL = envstr("DATABASE_URL") or embedded_database_url()
+DATABASES = {"default": parse_database_url("DATABASE_URL", DATABASE_URL)}
+DATABASES["default"]["CONN_MAX_AGE"] = envint("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: broker, channel layer, hand-over of live audio ----------------------
+REDIS_URL = envurl("REDIS_URL", embedded_redis_url(), ("redis", "rediss"))
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+    }
+}
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks as they run
+CELERY_TASK_SEND_SENT_EVENT = True
+# A redelivered message must outlive the longest task, or Redis hands an
+# unacknowledged long transcription to a second worker while the first still runs.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+CELERY_TIMEZONE = "UTC"
+
+# --- Speech ---------------------------------------------------------------------
+EMBEDDED_MODEL_DIR = DATA_DIR / "models" / "whisper-base"
+WHISPER_MODEL = envstr("WHISPER_MODEL", str(EMBEDDED_MODEL_DIR))
+WHISPER_DEVICE = envchoice("WHISPER_DEVICE", "auto", ("auto", "cpu", "cuda"))
+WHISPER_COMPUTE_TYPE = envchoice(
+    "WHISPER_COMPUTE_TYPE",
+    "auto",
+    (
+        "auto",
+        "default",
+        "int8",
+        "int8_float16",
+        "int8_float32",
+        "int8_bfloat16",
+        "int16",
+        "float16",
+        "bfloat16",
+        "float32",
+    ),
+)
+WHISPER_BEAM_SIZE = envint("WHISPER_BEAM_SIZE", 5, minimum=1, maximum=20)
+WHISPER_CPU_THREADS = envint("WHISPER_CPU_THREADS", 0, minimum=0)
+DEFAULT_LANGUAGE = envstr("DEFAULT_LANGUAGE", "ko")
+
+VAD_THRESHOLD = envfloat("VAD_THRESHOLD", 0.5, minimum=0.05, maximum=0.95)
+VAD_MIN_SILENCE_MS = envint("VAD_MIN_SILENCE_MS", 500, minimum=50, maximum=10_000)
+VAD_SPEECH_PAD_MS = envint("VAD_SPEECH_PAD_MS", 200, minimum=0, maximum=2_000)
+VAD_MIN_SPEECH_MS = envint("VAD_MIN_SPEECH_MS", 250, minimum=0, maximum=10_000)
+VAD_MAX_UTTERANCE_S = envfloat("VAD_MAX_UTTERANCE_S", 30.0, minimum=2.0, maximum=60.0)
+
+# --- Keywords -------------------------------------------------------------------
+VLLM_API_URL = envurl("VLLM_API_URL", "http://127.0.0.1:8000/v1", ("http", "https")).rstrip("/")
+VLLM_MODEL = envstr("VLLM_MODEL", "Qwen/Qwen2.5-7B-Instruct")
+VLLM_API_KEY = envstr("VLLM_API_KEY", "EMPTY")
+VLLM_TIMEOUT_S = envfloat("VLLM_TIMEOUT_S", 20.0, minimum=0.5, maximum=600)
+KEYWORD_BACKEND = envchoice("KEYWORD_BACKEND", "auto", ("auto", "vllm", "embedded"))
+
+# --- Uploads and files ------------------------------------------------------------
+MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_URL = "/media/"
+UPLOAD_MAX_MB = envint("UPLOAD_MAX_MB", 500, minimum=1)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Ports (contracts with the original system) --------------------------------------
+WEB_PORT = envint("WEB_PORT", 5000, minimum=1, maximum=65535)
+FLOWER_PORT = envint("FLOWER_PORT", 5555, minimum=1, maximum=65535)
+# How long a worker counts as online after its last heartbeat.
+WORKER_HEARTBEAT_TTL_S = envint("WORKER_HEARTBEAT_TTL_S", 20, minimum=3, maximum=600)
+
+LANGUAGE_CODE = "ko"
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+TIME_ZONE = envstr("TIME_ZONE", "Asia/Seoul")
+USE_I18N = True
+USE_TZ = True
+
+LOGIN_URL = "/admin/login/"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {
+        "handlers": ["console"],
+        "level": envchoice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+    },
+}

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Transcript(models.Model):
+    """One recording, live or uploaded, cut into ordered segments."""
+
+    class Source(models.TextChoices):
+        LIVE = "live", "Live"
+        UPLOAD = "upload", "Upload"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Nullable so that rows made by operators or before accounts existed have a home;
+    # the history shows each user only their own.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="transcripts",
+    )
+    source = models.CharField(max_length=10, choices=Source.choices)
+    title = models.CharField(max_length=255, blank=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    error = models.TextField(blank=True)
+    language = models.CharField(
+        max_length=16, blank=True, help_text="Requested or detected language code, e.g. ko"
+    )
+    duration = models.FloatField(null=True, blank=True, help_text="Seconds of audio")
+    progress = models.FloatField(default=0.0, help_text="Share of the audio processed, 0 to 1")
+    audio = models.FileField(upload_to="audio/%Y/%m/%d/", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.title or f"{self.get_source_display()} {self.created_at:%Y-%m-%d %H:%M}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:transcription_transcript_change", args=[self.pk])
+
+    @property
+    def text(self) -> str:
+        return " ".join(segment.text for segment in self.segments.all())
+
+
+class Segment(models.Model):
+    """A stretch of speech with its text and Whisper's own evidence for it."""
+
+    transcript = models.ForeignKey(Transcript, on_delete=models.CASCADE, related_name="segments")
+    index = models.PositiveIntegerField(help_text="Position in the transcript, from 0")
+    start = models.FloatField(help_text="Seconds from the start of the audio")
+    end = models.FloatField(help_text="Seconds from the start of the audio")
+    text = models.TextField()
+    avg_logprob = models.FloatField(null=True, blank=True)
+    no_speech_prob = models.FloatField(null=True, blank=True)
+    words = models.JSONField(
+        null=True, blank=True, help_text='Optional [{"word", "start", "end", "probability"}]'
+    )
+
+    class Meta:
+        ordering = ["transcript", "index"]
+        constraints = [
+            # Retried tasks rewrite the same index instead of adding a duplicate.
+            models.UniqueConstraint(fields=["transcript", "index"], name="segment_unique_index"),
+            models.CheckConstraint(
+                condition=models.Q(end__gte=models.F("start")), name="segment_end_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.start:.2f}-{self.end:.2f}] {self.text[:60]}"

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from keywords.backends import active_backend, probe_llm
+from workers.gpu import resolve_runtime
+from workers.health import platform_health, redis_client, workers_by_queue
+
+
+def _platform_summary() -> dict:
+    """What ``/api/config`` and the pages show: the original keys first, then ours."""
+    by_queue, redis_error = workers_by_queue(redis_client())
+    stt_workers = by_queue.get("stt", [])
+    gpus = [gpu for worker in stt_workers for gpu in worker.get("gpus", [])]
+    device, compute_type = resolve_runtime(
+        settings.WHISPER_DEVICE, settings.WHISPER_COMPUTE_TYPE, len(gpus)
+    )
+    llm = probe_llm()
+    backend = active_backend(llm)
+    return {
+        # The original system's keys, unchanged in meaning.
+        "status": "ok" if stt_workers else "degraded",
+        "device": device,
+        "gpu": gpus[0]["name"] if gpus else None,
+        "mode": "llm" if backend == "vllm" else "embedded",
+        "llm_enabled": backend == "vllm" and llm.serves_model,
+        # Added by this platform.
+        "whisper_model": settings.WHISPER_MODEL,
+        "whisper_device": settings.WHISPER_DEVICE,
+        "whisper_compute_type": compute_type,
+        "keyword_backend": settings.KEYWORD_BACKEND,
+        "keyword_backend_active": backend,
+        "llm_model": settings.VLLM_MODEL,
+        "llm_url": settings.VLLM_API_URL,
+        "llm_available": llm.serves_model,
+        "gpus": gpus,
+        "workers": {queue: len(workers) for queue, workers in by_queue.items()},
+        "workers_error": redis_error or None,
+        "default_language": settings.DEFAULT_LANGUAGE,
+        "upload_max_mb": settings.UPLOAD_MAX_MB,
+    }
+
+
+@require_GET
+@never_cache
+def api_config(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(_platform_summary(), json_dumps_params={"ensure_ascii": False})
+
+
+@require_GET
+@never_cache
+def api_health(request: HttpRequest) -> JsonResponse:
+    healthy, body = platform_health()
+    return JsonResponse(
+        body, status=200 if healthy else 503, json_dumps_params={"ensure_ascii": False}
+    )
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "home.html", {"summary": _platform_summary()})
+
+
+@never_cache
+def status_page(request: HttpRequest) -> HttpResponse:
+    healthy, health = platform_health()
+    by_queue, _ = workers_by_queue(redis_client())
+    workers = {w["hostname"]: w for queue in by_queue.values() for w in queue}
+    return render(
+        request,
+        "status.html",
+        {
+            "healthy": healthy,
+            "health": health,
+            "workers": sorted(workers.values(), key=lambda w: w["hostname"]),
+            "summary": _platform_summary(),
+            "flower_port": settings.FLOWER_PORT,
+        },
+    )

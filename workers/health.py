@@ -1,0 +1,98 @@
+"""Checks behind ``/api/health``, ``/api/config`` and the status page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from keywords.backends import LlmStatus, active_backend, probe_llm
+from workers.heartbeat import online_workers
+from workers.queues import REQUIRED_QUEUES
+
+
+@dataclass
+class Check:
+    ok: bool
+    detail: str = ""
+    data: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "detail": self.detail, **self.data}
+
+
+def check_database() -> Check:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        # A broken connection must not poison the next request in this thread.
+        connection.close_if_unusable_or_obsolete()
+        return Check(False, f"PostgreSQL unreachable: {str(exc).strip()[:300]}")
+    return Check(True, f"PostgreSQL {connection.pg_version // 10000}")
+
+
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+def check_redis(client: redis.Redis) -> Check:
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return Check(False, f"Redis unreachable: {exc}")
+    return Check(True, "Redis answers")
+
+
+def workers_by_queue(client: redis.Redis) -> tuple[dict[str, list[dict]], str]:
+    """Online workers per queue, and an error text when Redis could not be read."""
+    try:
+        records = online_workers(client)
+    except redis.RedisError as exc:
+        return {}, str(exc)
+    by_queue: dict[str, list[dict]] = {queue.value: [] for queue in REQUIRED_QUEUES}
+    for record in records:
+        for queue in record.get("queues", []):
+            by_queue.setdefault(queue, []).append(record)
+    return by_queue, ""
+
+
+def check_llm(llm: LlmStatus) -> Check:
+    backend = active_backend(llm)
+    required = settings.KEYWORD_BACKEND == "vllm"
+    if llm.serves_model:
+        return Check(
+            True, f"{settings.VLLM_MODEL} answers", {"required": required, "backend": backend}
+        )
+    detail = llm.error or "no answer"
+    # With ``auto`` or ``embedded`` the embedded extractor answers instead, so a
+    # dead LLM is reported but does not make the platform unavailable.
+    return Check(not required, detail, {"required": required, "backend": backend})
+
+
+def platform_health() -> tuple[bool, dict]:
+    client = redis_client()
+    checks: dict[str, Check] = {"database": check_database(), "redis": check_redis(client)}
+    by_queue, error = workers_by_queue(client) if checks["redis"].ok else ({}, "Redis unreachable")
+    for queue in REQUIRED_QUEUES:
+        workers = by_queue.get(queue.value, [])
+        names = [w["hostname"] for w in workers]
+        if workers:
+            checks[f"queue:{queue.value}"] = Check(
+                True, f"{len(workers)} worker(s)", {"workers": names}
+            )
+        else:
+            checks[f"queue:{queue.value}"] = Check(
+                False, error or f"no worker is consuming queue {queue.value}", {"workers": names}
+            )
+    checks["llm"] = check_llm(probe_llm())
+    failing = [name for name, check in checks.items() if not check.ok]
+    body = {
+        "status": "ok" if not failing else "unavailable",
+        "failing": failing,
+        "checks": {name: check.as_dict() for name, check in checks.items()},
+    }
+    return not failing, body

@@ -1,0 +1,106 @@
+"""Starting the platform's processes.
+
+``python -m workers.launch procfile`` prints the process list: daphne on
+WEB_PORT, one Celery worker on queue ``stt`` per visible GPU (each pinned with its
+own CUDA_VISIBLE_DEVICES; one CPU worker without a GPU), a worker on queue
+``keywords`` and Flower. ``python -m workers.launch serve`` migrates, makes sure an
+admin exists, collects static files, then hands over to honcho, which prefixes
+each process's log lines with its name and stops them all on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from workers.queues import Queue
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def visible_gpu_ids() -> list[str]:
+    """GPU ids to pin stt workers to: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists."""
+    explicit = os.environ.get("STT_GPUS", "").strip()
+    if explicit:
+        return (
+            []
+            if explicit in ("none", "cpu")
+            else [g.strip() for g in explicit.split(",") if g.strip()]
+        )
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    from workers.gpu import list_gpus
+
+    return [str(gpu.index) for gpu in list_gpus()]
+
+
+def procfile_lines(python: str = sys.executable) -> list[str]:
+    web_host = os.environ.get("WEB_HOST", "0.0.0.0")
+    web_port = os.environ.get("WEB_PORT", "5000")
+    flower_port = os.environ.get("FLOWER_PORT", "5555")
+    keyword_concurrency = os.environ.get("KEYWORD_WORKER_CONCURRENCY", "2")
+    loglevel = os.environ.get("LOG_LEVEL", "info").upper()
+    py = shlex.quote(python)
+    celery = f"{py} -m celery -A sttproject"
+    lines = [
+        f"web: exec {py} -m daphne -b {shlex.quote(web_host)} -p {int(web_port)} "
+        "--proxy-headers sttproject.asgi:application",
+    ]
+    # One process per GPU: the model is loaded once per process and a GPU serves one
+    # decode at a time best; -c 1 with prefetch 1 keeps each worker to one job.
+    stt = f"{celery} worker -Q {Queue.STT} --concurrency 1 --pool prefork --loglevel {loglevel}"
+    gpus = visible_gpu_ids()
+    if gpus:
+        for gpu in gpus:
+            lines.append(
+                f"stt-gpu{gpu}: CUDA_VISIBLE_DEVICES={shlex.quote(gpu)} exec {stt} -n stt-gpu{gpu}@%h"
+            )
+    else:
+        lines.append(f"stt-cpu: CUDA_VISIBLE_DEVICES= exec {stt} -n stt-cpu@%h")
+    lines.append(
+        f"keywords: exec {celery} worker -Q {Queue.KEYWORDS} --concurrency {int(keyword_concurrency)} "
+        f"--pool prefork --loglevel {loglevel} -n keywords@%h"
+    )
+    flower_auth = os.environ.get("FLOWER_BASIC_AUTH", "").strip()
+    auth = f" --basic-auth={shlex.quote(flower_auth)}" if flower_auth else ""
+    lines.append(f"flower: exec {celery} flower --port={int(flower_port)} --address=0.0.0.0{auth}")
+    return lines
+
+
+def _manage(*args: str) -> None:
+    subprocess.run([sys.executable, str(REPO_ROOT / "manage.py"), *args], check=True, cwd=REPO_ROOT)
+
+
+def serve() -> None:
+    from workers.embedded import data_dir
+
+    _manage("migrate", "--noinput")
+    _manage("ensure_admin")
+    _manage("collectstatic", "--noinput", "--verbosity", "0")
+    run_dir = data_dir() / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    procfile = run_dir / "Procfile"
+    procfile.write_text("\n".join(procfile_lines()) + "\n")
+    honcho = [sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(REPO_ROOT)]
+    os.execv(sys.executable, honcho)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.launch", description=__doc__)
+    parser.add_argument("action", choices=["procfile", "serve"])
+    args = parser.parse_args(argv)
+    os.chdir(REPO_ROOT)
+    if args.action == "procfile":
+        print("\n".join(procfile_lines()))
+    else:
+        serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
