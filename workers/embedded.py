@@ -309,14 +309,22 @@ def run(command: list[str]) -> int:
         env["EMBEDDED_SERVICES"] = ",".join(type(s).__name__ for s in services)
         child = subprocess.Popen(command, env=env, start_new_session=False)
 
+        stop_requested: list[int] = []
+
         def forward(signum, _frame):
+            stop_requested.append(signum)
             if child.poll() is None:
                 child.send_signal(signum)
 
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGHUP, forward)
-        return child.wait()
+        code = child.wait()
+        # Stopping on request is success, whatever code the runner reports for it
+        # (honcho exits 130 on SIGINT and 143 on SIGTERM).
+        if stop_requested and code in (0, 130, 143, -signal.SIGINT, -signal.SIGTERM):
+            return 0
+        return code
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

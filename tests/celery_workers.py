@@ -1,0 +1,95 @@
+"""Real Celery worker processes for tests, on the real broker.
+
+Workers run as subprocesses with the test database in DATABASE_URL, so what a
+task writes is visible to the test (use ``transactional_db``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+from tests.conftest import REPO_ROOT
+from workers.heartbeat import KEY_PREFIX
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgresql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextmanager
+def running_worker(queue: str, *, extra_env: dict[str, str] | None = None, timeout: float = 60.0):
+    """Start ``celery worker -Q queue`` and wait until its heartbeat is in Redis."""
+    name = f"{queue}-test-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "CUDA_VISIBLE_DEVICES": "",
+        **(extra_env or {}),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "sttproject",
+            "worker",
+            "-Q",
+            queue,
+            "-n",
+            f"{name}@%h",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    hostname = None
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            keys = [k.decode() for k in client.scan_iter(match=f"{KEY_PREFIX}{name}@*")]
+            if keys:
+                hostname = keys[0].removeprefix(KEY_PREFIX)
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{process.stdout.read()}")
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"worker {name} sent no heartbeat within {timeout} s")
+        process.hostname = hostname
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if hostname:
+            client.delete(KEY_PREFIX + hostname)

@@ -1,0 +1,126 @@
+"""/api/health and /api/config report the database, Redis, workers per queue and the LLM."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import redis
+from django.db import connection
+
+from tests.celery_workers import running_worker
+from workers.heartbeat import KEY_PREFIX
+
+ORIGINAL_KEYS = {"status", "device", "gpu", "mode", "llm_enabled"}
+
+
+def _dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def workers(django_db_blocker):
+    with (
+        django_db_blocker.unblock(),
+        running_worker("stt") as stt,
+        running_worker("keywords") as kw,
+    ):
+        yield {"stt": stt.hostname, "keywords": kw.hostname}
+
+
+@pytest.fixture
+def embedded_keywords(settings):
+    # No LLM runs here; with the embedded backend a dead LLM must not fail health.
+    settings.KEYWORD_BACKEND = "auto"
+    settings.VLLM_API_URL = f"http://127.0.0.1:{_dead_port()}/v1"
+
+
+@pytest.mark.django_db
+def test_healthy_platform_answers_200_with_each_queue(client, workers, embedded_keywords):
+    response = client.get("/api/health")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ok"
+    assert body["failing"] == []
+    assert body["checks"]["database"]["ok"]
+    assert body["checks"]["redis"]["ok"]
+    assert workers["stt"] in body["checks"]["queue:stt"]["workers"]
+    assert workers["keywords"] in body["checks"]["queue:keywords"]["workers"]
+    # The LLM is down but not required: reported, not failing.
+    assert body["checks"]["llm"]["ok"] is True
+    assert body["checks"]["llm"]["backend"] == "embedded"
+
+
+@pytest.mark.django_db
+def test_redis_down_is_503_naming_redis(client, settings, workers, embedded_keywords):
+    settings.REDIS_URL = f"redis://127.0.0.1:{_dead_port()}/0"
+    response = client.get("/api/health")
+    body = response.json()
+    assert response.status_code == 503
+    assert "redis" in body["failing"]
+    assert "Redis unreachable" in body["checks"]["redis"]["detail"]
+    # Without Redis no worker can be seen either.
+    assert "queue:stt" in body["failing"]
+    assert "database" not in body["failing"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_down_is_503_naming_the_database(client, workers, embedded_keywords):
+    original = connection.settings_dict
+    connection.close()
+    connection.settings_dict = {**original, "PORT": str(_dead_port())}
+    try:
+        response = client.get("/api/health")
+    finally:
+        connection.close()
+        connection.settings_dict = original
+    body = response.json()
+    assert response.status_code == 503
+    assert body["failing"] == ["database"]
+    assert "PostgreSQL unreachable" in body["checks"]["database"]["detail"]
+
+
+@pytest.mark.django_db
+def test_no_worker_on_a_queue_is_503_naming_the_queue(client, settings, embedded_keywords):
+    # A Redis database that no worker writes to stands for "no worker online".
+    settings.REDIS_URL = settings.REDIS_URL.rsplit("/", 1)[0] + "/9"
+    assert not list(redis.Redis.from_url(settings.REDIS_URL).scan_iter(match=KEY_PREFIX + "*"))
+    response = client.get("/api/health")
+    body = response.json()
+    assert response.status_code == 503
+    assert set(body["failing"]) == {"queue:stt", "queue:keywords"}
+    assert "no worker is consuming queue stt" in body["checks"]["queue:stt"]["detail"]
+
+
+@pytest.mark.django_db
+def test_required_llm_down_is_503_naming_the_llm(client, settings, workers):
+    settings.KEYWORD_BACKEND = "vllm"
+    settings.VLLM_API_URL = f"http://127.0.0.1:{_dead_port()}/v1"
+    response = client.get("/api/health")
+    body = response.json()
+    assert response.status_code == 503
+    assert body["failing"] == ["llm"]
+    assert body["checks"]["llm"]["required"] is True
+
+
+@pytest.mark.django_db
+def test_config_keeps_the_original_keys_and_adds_ours(client, workers, embedded_keywords):
+    body = client.get("/api/config").json()
+    assert body.keys() >= ORIGINAL_KEYS
+    assert body["device"] == "cpu"
+    assert body["gpu"] is None
+    assert body["llm_enabled"] is False
+    assert body["mode"] == "embedded"
+    assert body["whisper_compute_type"] == "int8"
+    assert body["keyword_backend_active"] == "embedded"
+    assert body["workers"]["stt"] >= 1 and body["workers"]["keywords"] >= 1
+
+
+@pytest.mark.django_db
+def test_status_page_lists_workers(client, workers, embedded_keywords):
+    response = client.get("/status/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert workers["stt"] in page and workers["keywords"] in page
