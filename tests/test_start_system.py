@@ -110,9 +110,9 @@ class Platform:
                 env = proc.environ() if not any(m in cmdline for m in marks) else {}
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
-            if any(m in cmdline for m in marks) or env.get("DATA_DIR") == str(self.data_dir):
-                if proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(f"{proc.pid} {cmdline}")
+            mine = any(m in cmdline for m in marks) or env.get("DATA_DIR") == str(self.data_dir)
+            if mine and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(f"{proc.pid} {cmdline}")
         return found
 
 
