@@ -1,4 +1,9 @@
 from __future__ import annotations
 
-# WebSocket routes; the live consumer (``/ws``) is added by the live transcription work.
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from transcription.consumers import TranscriptEventsConsumer
+
+websocket_urlpatterns = [
+    path("ws/transcripts/<uuid:transcript_id>/", TranscriptEventsConsumer.as_asgi()),
+]

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "channels",
+    "rest_framework",
     "transcription",
     "keywords",
 ]
@@ -144,6 +145,10 @@ WHISPER_COMPUTE_TYPE = envchoice(
 )
 WHISPER_BEAM_SIZE = envint("WHISPER_BEAM_SIZE", 5, minimum=1, maximum=20)
 WHISPER_CPU_THREADS = envint("WHISPER_CPU_THREADS", 0, minimum=0)
+# Utterances decoded together; 0 picks 8 on a GPU and 4 on the CPU.
+STT_BATCH_SIZE = envint("STT_BATCH_SIZE", 0, minimum=0, maximum=64)
+# A transcription task is stopped after this long (soft limit; the hard limit is 60 s later).
+STT_TASK_TIME_LIMIT_S = envint("STT_TASK_TIME_LIMIT_S", 3 * 3600, minimum=60)
 DEFAULT_LANGUAGE = envstr("DEFAULT_LANGUAGE", "ko")
 
 VAD_THRESHOLD = envfloat("VAD_THRESHOLD", 0.5, minimum=0.05, maximum=0.95)
@@ -186,6 +191,15 @@ LANGUAGES = [("ko", "한국어"), ("en", "English")]
 TIME_ZONE = envstr("TIME_ZONE", "Asia/Seoul")
 USE_I18N = True
 USE_TZ = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNICODE_JSON": True,
+    # ``?format=srt`` names an export format here, not a DRF renderer.
+    "URL_FORMAT_OVERRIDE": None,
+}
 
 LOGIN_URL = "/admin/login/"
 LOGGING = {

@@ -41,6 +41,12 @@ class Transcript(models.Model):
     )
     duration = models.FloatField(null=True, blank=True, help_text="Seconds of audio")
     progress = models.FloatField(default=0.0, help_text="Share of the audio processed, 0 to 1")
+    processed_s = models.FloatField(
+        default=0.0, help_text="Audio up to here is transcribed and stored; a retry resumes here"
+    )
+    task_id = models.CharField(
+        max_length=64, blank=True, help_text="Celery task that owns the transcription"
+    )
     audio = models.FileField(upload_to="audio/%Y/%m/%d/", blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -54,7 +60,7 @@ class Transcript(models.Model):
         return self.title or f"{self.get_source_display()} {self.created_at:%Y-%m-%d %H:%M}"
 
     def get_absolute_url(self) -> str:
-        return reverse("admin:transcription_transcript_change", args=[self.pk])
+        return reverse("transcript", args=[self.pk])
 
     @property
     def text(self) -> str:

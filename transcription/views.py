@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from keywords.backends import active_backend, probe_llm
+from keywords.services import summary
+from transcription.models import Transcript
 from workers.gpu import resolve_runtime
 from workers.health import platform_health, redis_client, workers_by_queue
 
@@ -78,5 +81,31 @@ def status_page(request: HttpRequest) -> HttpResponse:
             "workers": sorted(workers.values(), key=lambda w: w["hostname"]),
             "summary": _platform_summary(),
             "flower_port": settings.FLOWER_PORT,
+        },
+    )
+
+
+@ensure_csrf_cookie
+def upload_page(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "upload.html",
+        {"upload_max_mb": settings.UPLOAD_MAX_MB, "default_language": settings.DEFAULT_LANGUAGE},
+    )
+
+
+def transcript_page(request: HttpRequest, pk) -> HttpResponse:
+    transcript = get_object_or_404(Transcript, pk=pk)
+    keywords_by_category: dict[str, list[dict]] = {}
+    for item in summary(transcript, limit=200):
+        keywords_by_category.setdefault(item["category"], []).append(item)
+    return render(
+        request,
+        "transcript.html",
+        {
+            "transcript": transcript,
+            "segments": transcript.segments.all(),
+            "keywords_by_category": sorted(keywords_by_category.items()),
+            "formats": ["srt", "vtt", "txt", "json"],
         },
     )

@@ -1,0 +1,275 @@
+"""A real HTTP server that speaks enough of the OpenAI API to stand in for vLLM.
+
+It listens on 127.0.0.1 on a free port, in a thread, so the client under test
+goes through real sockets, real time-outs and real HTTP status codes. Every
+chat request is checked the way vLLM would need it (model, roles, temperature,
+the JSON schema in ``response_format``) and recorded; problems are collected in
+``violations`` for the test to assert on. Answers are scripted: each request
+pops the next ``Reply`` from a queue.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+CATEGORIES = ("인물", "장소", "회사", "기술", "제품", "장비", "서비스", "기타")
+
+
+@dataclass
+class Reply:
+    """One scripted answer. Build it with the class methods."""
+
+    status: int = 200
+    content: str | None = None
+    delay_s: float = 0.0
+    expect_text: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def keywords(cls, items: list[dict[str, Any]], *, expect_text: str | None = None) -> Reply:
+        """A well-formed answer with these keyword objects (which may still be wrong)."""
+        return cls(
+            content=json.dumps({"keywords": items}, ensure_ascii=False), expect_text=expect_text
+        )
+
+    @classmethod
+    def json(cls, value: Any) -> Reply:
+        """Valid JSON content of any shape (e.g. one that breaks the schema)."""
+        return cls(content=json.dumps(value, ensure_ascii=False))
+
+    @classmethod
+    def text(cls, content: str) -> Reply:
+        """Raw message content, e.g. prose instead of JSON."""
+        return cls(content=content)
+
+    @classmethod
+    def error(cls, status: int = 500, *, retry_after: float | None = None) -> Reply:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        return cls(status=status, headers=headers)
+
+    @classmethod
+    def slow(cls, delay_s: float, then: Reply | None = None) -> Reply:
+        """Answer only after ``delay_s`` (longer than the client's time-out)."""
+        reply = then or cls.keywords([])
+        return cls(reply.status, reply.content, delay_s, reply.expect_text, dict(reply.headers))
+
+
+class FakeLlmServer:
+    def __init__(self, model: str = "Qwen/Qwen2.5-7B-Instruct", api_key: str | None = None):
+        self.model = model
+        self.api_key = api_key
+        self.requests: list[dict[str, Any]] = []
+        self.violations: list[str] = []
+        self.models_calls = 0
+        self._replies: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> FakeLlmServer:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        # A short poll interval: shutdown() waits for it, once per test.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers sleeping in a scripted delay
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeLlmServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    # -- scripting and inspection ----------------------------------------------------
+    def script(self, *replies: Reply) -> None:
+        with self._lock:
+            self._replies.extend(replies)
+
+    @property
+    def chat_calls(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._replies)
+
+    def _next_reply(self) -> Reply | None:
+        with self._lock:
+            return self._replies.popleft() if self._replies else None
+
+    def _record(self, body: Any, problems: list[str]) -> None:
+        with self._lock:
+            self.requests.append(body if isinstance(body, dict) else {"_raw": body})
+            self.violations.extend(problems)
+
+    def check_chat_request(
+        self, body: Any, headers: dict[str, str], reply: Reply | None
+    ) -> list[str]:
+        """What is wrong with a chat request, as vLLM's keyword call needs it."""
+        problems: list[str] = []
+        if not isinstance(body, dict):
+            return ["body is not a JSON object"]
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            problems.append(f"bad Authorization header: {headers.get('authorization')!r}")
+        if body.get("model") != self.model:
+            problems.append(f"model {body.get('model')!r} != {self.model!r}")
+        if body.get("stream"):
+            problems.append("stream requested")
+        temperature = body.get("temperature")
+        if isinstance(temperature, bool) or temperature != 0:
+            problems.append(f"temperature {temperature!r} != 0")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or len(messages) < 2:
+            problems.append("messages is not a list of system + user messages")
+        else:
+            roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+            if roles[0] != "system" or roles[-1] != "user" or set(roles) - {"system", "user"}:
+                problems.append(f"unexpected roles {roles}")
+            for message in messages:
+                if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+                    problems.append("a message has no text content")
+                elif not message["content"].strip():
+                    problems.append(f"empty {message.get('role')} message")
+            user = messages[-1].get("content") if isinstance(messages[-1], dict) else None
+            if (
+                reply is not None
+                and reply.expect_text
+                and (not isinstance(user, str) or reply.expect_text not in user)
+            ):
+                problems.append("the user message does not contain the text")
+        problems.extend(_check_response_format(body.get("response_format")))
+        return problems
+
+
+def _check_response_format(response_format: Any) -> list[str]:
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return [f"response_format is not a json_schema: {response_format!r}"]
+    spec = response_format.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        return ["response_format.json_schema has no name"]
+    problems = []
+    if spec.get("strict") is not True:
+        problems.append("response_format.json_schema.strict is not true")
+    try:
+        schema = spec["schema"]
+        keywords = schema["properties"]["keywords"]
+        item = keywords["items"]
+        properties = item["properties"]
+        enum = properties["category"]["enum"]
+    except (KeyError, TypeError):
+        return [*problems, "schema lacks keywords[].category.enum"]
+    if schema.get("type") != "object" or "keywords" not in schema.get("required", []):
+        problems.append("schema root is not an object requiring keywords")
+    if keywords.get("type") != "array" or not isinstance(keywords.get("maxItems"), int):
+        problems.append("keywords is not an array with maxItems")
+    if sorted(enum) != sorted(CATEGORIES) or len(enum) != len(CATEGORIES):
+        problems.append(f"category enum {enum!r} is not the 8 categories")
+    if properties.get("word", {}).get("type") != "string":
+        problems.append("word is not a string")
+    if properties.get("importance", {}).get("type") != "number":
+        problems.append("importance is not a number")
+    if set(item.get("required", [])) != {"word", "category", "importance"}:
+        problems.append("items do not require word, category and importance")
+    return problems
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeLlmServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep pytest output clean
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/v1/models":
+            with self.fake._lock:
+                self.fake.models_calls += 1
+            data = [{"id": self.fake.model, "object": "model", "owned_by": "test"}]
+            self._send(200, {"object": "list", "data": data})
+        else:
+            self._send(404, {"object": "error", "message": f"no route {self.path}"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            with self.fake._lock:
+                self.fake.violations.append(f"POST to unexpected path {self.path}")
+            self._send(404, {"object": "error", "message": f"no route {self.path}"})
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        reply = self.fake._next_reply()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        problems = self.fake.check_chat_request(body, headers, reply)
+        if reply is None:
+            problems.append("chat request with no scripted reply left")
+            reply = Reply.error(500)
+        self.fake._record(body, problems)
+        if reply.delay_s and self.fake._stopping.wait(reply.delay_s):
+            return
+        if reply.status != 200:
+            message = {"object": "error", "message": "scripted failure", "code": reply.status}
+            self._send(reply.status, message, reply.headers)
+            return
+        model = body.get("model") if isinstance(body, dict) else None
+        self._send(
+            200,
+            {
+                "id": f"chatcmpl-test-{self.fake.chat_calls}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model or self.fake.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply.content},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            },
+            reply.headers,
+        )
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload, ensure_ascii=False).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (time-out); that is the point of a slow reply

@@ -1,0 +1,229 @@
+"""Rendering a transcript as SRT, WebVTT, plain text or JSON for download.
+
+Plain functions over plain data: segments are anything with ``start``, ``end`` and ``text``
+(model rows, faster-whisper segments, dicts), so the same code serves the download view,
+the REST API and tests without a database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    content_type: str
+    file_extension: str
+
+
+FORMATS: dict[str, ExportFormat] = {
+    "srt": ExportFormat("application/x-subrip; charset=utf-8", "srt"),
+    "vtt": ExportFormat("text/vtt; charset=utf-8", "vtt"),
+    "txt": ExportFormat("text/plain; charset=utf-8", "txt"),
+    # JSON is UTF-8 by definition (RFC 8259), so no charset parameter.
+    "json": ExportFormat("application/json", "json"),
+}
+
+_META_FIELDS = ("id", "title", "language", "duration", "source", "status", "created_at")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+_ARROW = re.compile(r"--+>")
+
+
+def _field(item: Any, name: str, default: Any = None) -> Any:
+    if isinstance(item, Mapping):
+        return item.get(name, default)
+    return getattr(item, name, default)
+
+
+def _milliseconds(seconds: float) -> int:
+    value = float(seconds)
+    if not math.isfinite(value):
+        raise ValueError(f"timestamp must be a finite number of seconds, got {seconds!r}")
+    # Rounding to whole milliseconds once, before splitting into fields, avoids 59.9996 s
+    # being written as ":59,1000".
+    return max(0, round(value * 1000))
+
+
+def format_timestamp(seconds: float, decimal_marker: str = ",") -> str:
+    """``HH:MM:SS,mmm`` (SRT) or with ``decimal_marker="."`` (WebVTT).
+
+    Hours are at least two digits and grow past 99 rather than wrapping; negative times
+    clamp to zero.
+    """
+    total_ms = _milliseconds(seconds)
+    hours, rest = divmod(total_ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, ms = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_marker}{ms:03d}"
+
+
+def _cue_lines(text: str) -> str:
+    """Cue text that cannot break the file: no blank lines, no arrows, no edge whitespace."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    # A blank line ends a cue in both formats; what follows would be read as a new cue.
+    text = _BLANK_LINES.sub("\n", text)
+    # A line with "-->" is read as a timing line.
+    text = _ARROW.sub("→", text)
+    return "\n".join(line.strip() for line in text.split("\n"))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _times(segment: Any) -> tuple[float, float]:
+    start = float(_field(segment, "start", 0.0) or 0.0)
+    end = float(_field(segment, "end", start) or start)
+    # Players reject cues that end before they start; a zero-length cue is still valid.
+    return start, max(start, end)
+
+
+def render_srt(segments: Iterable[Any]) -> str:
+    """SubRip: numbered cues, comma decimal marker. Segments with no text are skipped."""
+    blocks = []
+    for segment in segments:
+        text = _cue_lines(str(_field(segment, "text", "") or ""))
+        if not text:
+            continue  # an empty cue would read as the end of the previous one
+        start, end = _times(segment)
+        blocks.append(
+            f"{len(blocks) + 1}\n{format_timestamp(start)} --> {format_timestamp(end)}\n{text}\n"
+        )
+    return "\n".join(blocks)
+
+
+def _vtt_escape(text: str) -> str:
+    # Cue text is markup in WebVTT: a bare "<" starts a tag and "&" an entity.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_vtt(segments: Iterable[Any], title: str | None = None) -> str:
+    """WebVTT: ``WEBVTT`` header (with the title on it, if any), dot decimal marker."""
+    header = "WEBVTT"
+    if title:
+        header += " - " + _ARROW.sub("→", _one_line(title))
+    blocks = [header + "\n"]
+    for segment in segments:
+        text = _cue_lines(str(_field(segment, "text", "") or ""))
+        if not text:
+            continue
+        start, end = _times(segment)
+        timing = f"{format_timestamp(start, '.')} --> {format_timestamp(end, '.')}"
+        blocks.append(f"{timing}\n{_vtt_escape(text)}\n")
+    return "\n".join(blocks)
+
+
+def render_txt(segments: Iterable[Any], timestamps: bool = False) -> str:
+    """One line per segment; with ``timestamps``, each prefixed ``[HH:MM:SS.mmm - HH:MM:SS.mmm]``."""
+    lines = []
+    for segment in segments:
+        text = _one_line(_field(segment, "text", "") or "")
+        if not text:
+            continue
+        if timestamps:
+            start, end = _times(segment)
+            text = f"[{format_timestamp(start, '.')} - {format_timestamp(end, '.')}] {text}"
+        lines.append(text)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return value
+
+
+def _meta(transcript_meta: Any) -> dict[str, Any]:
+    if isinstance(transcript_meta, Mapping):
+        return {key: _json_value(value) for key, value in transcript_meta.items()}
+    # A model row: only the fields worth publishing, never its whole __dict__.
+    return {
+        name: _json_value(_field(transcript_meta, name))
+        for name in _META_FIELDS
+        if hasattr(transcript_meta, name)
+    }
+
+
+def _words(segment: Any) -> list[dict[str, Any]] | None:
+    words = _field(segment, "words")
+    if not words:
+        return None
+    return [
+        {name: _field(word, name) for name in ("word", "start", "end", "probability")}
+        for word in words
+    ]
+
+
+def _keyword(keyword: Any) -> dict[str, Any]:
+    if isinstance(keyword, str):
+        return {"word": keyword}
+    return {
+        "word": _field(keyword, "word"),
+        "category": _field(keyword, "category"),
+        "importance": _field(keyword, "importance"),
+    }
+
+
+def render_json(
+    transcript_meta: Any, segments: Iterable[Any], keywords: Iterable[Any] | None = None
+) -> str:
+    """Transcript metadata, its full text, segments and (when given) keywords, as UTF-8 JSON."""
+    items = []
+    for index, segment in enumerate(segments):
+        start, end = _times(segment)
+        item: dict[str, Any] = {
+            "index": index,
+            "start": round(start, 3),
+            "end": round(end, 3),
+            "text": str(_field(segment, "text", "") or "").strip(),
+        }
+        words = _words(segment)
+        if words is not None:
+            item["words"] = words
+        items.append(item)
+    document = _meta(transcript_meta)
+    document["text"] = " ".join(item["text"] for item in items if item["text"])
+    document["segments"] = items
+    if keywords is not None:
+        document["keywords"] = [_keyword(keyword) for keyword in keywords]
+    # ensure_ascii=False keeps Korean readable in the file instead of \\uXXXX escapes.
+    return json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
+
+
+def render(
+    fmt: str,
+    transcript_meta: Any,
+    segments: Iterable[Any],
+    keywords: Iterable[Any] | None = None,
+    *,
+    timestamps: bool = False,
+) -> tuple[str, str, str]:
+    """Render in ``fmt`` (srt, vtt, txt, json): returns (content, content_type, extension).
+
+    ``transcript_meta`` is a mapping or an object with id, title, language, duration;
+    ``timestamps`` applies to txt only. Raises ValueError naming the formats on offer.
+    """
+    key = (fmt or "").strip().lower()
+    if key not in FORMATS:
+        allowed = ", ".join(FORMATS)
+        raise ValueError(f"unknown export format {fmt!r}; choose one of: {allowed}")
+    segments = list(segments)
+    if key == "srt":
+        content = render_srt(segments)
+    elif key == "vtt":
+        content = render_vtt(segments, title=_field(transcript_meta, "title"))
+    elif key == "txt":
+        content = render_txt(segments, timestamps=timestamps)
+    else:
+        content = render_json(transcript_meta, segments, keywords)
+    spec = FORMATS[key]
+    return content, spec.content_type, spec.file_extension

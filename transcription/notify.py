@@ -1,0 +1,62 @@
+"""The one progress notifier: typed events to the channel layer group of a transcript.
+
+Tasks never touch the channel layer themselves. Delivery is best effort: pages
+that miss an event read the state from the database, so a channel layer hiccup
+must never fail a transcription.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+
+def group_name(transcript_id: Any) -> str:
+    return f"transcript.{transcript_id}"
+
+
+class ProgressNotifier:
+    def __init__(self, transcript_id: Any) -> None:
+        self.group = group_name(transcript_id)
+        self.transcript_id = str(transcript_id)
+
+    def send(self, event_type: str, **payload: Any) -> None:
+        event = {"type": event_type, "transcript": self.transcript_id, **payload}
+        try:
+            layer = get_channel_layer()
+            if layer is not None:
+                async_to_sync(layer.group_send)(
+                    self.group, {"type": "transcript.event", "event": event}
+                )
+        except Exception as exc:  # noqa: BLE001 - see the module docstring
+            log.warning("could not notify %s of %s: %s", self.group, event_type, exc)
+
+    def status(self, status: str, error: str = "") -> None:
+        self.send("status", status=status, error=error)
+
+    def progress(self, progress: float, processed_s: float, duration: float | None) -> None:
+        self.send(
+            "progress", progress=round(progress, 4), processed_s=processed_s, duration=duration
+        )
+
+    def segments(self, segments: list[dict]) -> None:
+        if segments:
+            self.send("segments", segments=segments)
+
+    def keywords(self, items: list[dict], segment_id: int | None = None) -> None:
+        self.send("keywords", segment=segment_id, items=items)
+
+
+class NullNotifier(ProgressNotifier):
+    """For callers without listeners (the command line, tests of the domain function)."""
+
+    def __init__(self) -> None:
+        super().__init__("none")
+
+    def send(self, event_type: str, **payload: Any) -> None:
+        return None

@@ -1,0 +1,56 @@
+"""Thin Celery tasks on queue ``stt``: load ids, call the domain function."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from transcription.models import Transcript
+from transcription.notify import ProgressNotifier
+from transcription.pipeline import fail, transcribe_transcript
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    bind=True,
+    name="transcription.tasks.transcribe",
+    # Acknowledge after the work: a worker killed mid-file gets the message redelivered,
+    # and the pipeline resumes after the segments it already stored.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # Soft limit: raises inside the task so it can mark the transcript failed.
+    soft_time_limit=settings.STT_TASK_TIME_LIMIT_S,
+    # Hard limit: kills a task stuck in native code; the sweeper then fails the row.
+    time_limit=settings.STT_TASK_TIME_LIMIT_S + 60,
+    # Only a lost database connection is worth retrying; bad audio never is.
+    autoretry_for=(OperationalError, InterfaceError),
+    max_retries=3,
+    retry_backoff=5,
+)
+def transcribe(self, transcript_id: str) -> None:
+    notifier = ProgressNotifier(transcript_id)
+    try:
+        transcript = transcribe_transcript(
+            transcript_id, task_id=self.request.id, notifier=notifier
+        )
+    except SoftTimeLimitExceeded:
+        row = Transcript.objects.get(pk=transcript_id)
+        fail(row, f"transcription took longer than {settings.STT_TASK_TIME_LIMIT_S} s", notifier)
+        return
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:
+        log.exception("transcription of %s failed", transcript_id)
+        row = Transcript.objects.filter(pk=transcript_id).first()
+        if row is not None:
+            fail(row, f"internal error: {type(exc).__name__}: {exc}", notifier)
+        return
+    if transcript is not None and transcript.status == Transcript.Status.DONE:
+        from keywords.tasks import extract_transcript_keywords
+
+        extract_transcript_keywords.delay(str(transcript.pk))
