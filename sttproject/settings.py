@@ -122,6 +122,9 @@ CELERY_TASK_SEND_SENT_EVENT = True
 # unacknowledged long transcription to a second worker while the first still runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
 CELERY_TIMEZONE = "UTC"
+# Pool processes load their models before saying they are up (workers/warmup.py); a large
+# model on a GPU takes far longer than Celery's default 4 s allowance.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 300
 
 # --- Speech ---------------------------------------------------------------------
 EMBEDDED_MODEL_DIR = DATA_DIR / "models" / "whisper-base"

@@ -358,8 +358,8 @@ def test_whisper_output_on_korean_speech_is_kept(whisper, eval_clip, clip_id):
     path, entry = eval_clip(clip_id)
     audio = decode_audio(path)
     spans = _vad_spans(audio)
-    for name in ("ko default", "ko guards off"):
-        segments = list(whisper.transcribe(audio, vad_filter=False, **DECODINGS[name])[0])
+    for name, options in (("defaults", DEFAULTS), ("ko beam", DECODINGS["ko beam"])):
+        segments = list(whisper.transcribe(audio, vad_filter=False, **options)[0])
         assert segments, name
         for kept in (filter_segments(segments), filter_segments(segments, speech_spans=spans)):
             assert kept == segments, name
