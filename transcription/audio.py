@@ -61,6 +61,8 @@ def _open(source: Source) -> av.container.InputContainer:
     if is_path and os.path.exists(source) and os.path.getsize(source) == 0:
         # FFmpeg would say "invalid data"; an empty upload deserves a plainer answer.
         raise NotAudioError("the file is empty (0 bytes)")
+    # An upload that was already read (saved, hashed) sits at its end; decoding means all of it.
+    _rewind(source)
     try:
         return av.open(source, mode="r", metadata_errors="ignore")
     except FileNotFoundError:
@@ -114,10 +116,13 @@ def probe_audio(source: Source) -> AudioInfo:
         )
         # Headers alone accept too much (a truncated mp3, a codec this build lacks): decoding
         # one frame is the cheapest proof the audio is really there.
+        frames = _frames(container, stream)
         try:
-            next(_frames(container, stream), None)
+            next(frames, None)
         except AudioDecodeError as exc:
             raise NotAudioError(str(exc)) from exc
+        finally:
+            frames.close()
         return info
 
 
@@ -149,8 +154,8 @@ def _frames(
         return
     if not decoded_any:
         raise AudioDecodeError(f"the audio track could not be decoded ({_reason(last_error)})")
-    # Some audio came out: a damaged tail should not cost the whole recording.
-    logger.warning("audio decoded with errors, the rest was skipped: %s", _reason(last_error))
+    # Some audio came out: a few damaged packets should not cost the whole recording.
+    logger.warning("audio decoded with errors, damaged packets skipped: %s", _reason(last_error))
 
 
 def _resampler() -> av.AudioResampler:
@@ -225,10 +230,7 @@ def decode_audio(source: Source) -> np.ndarray:
     no samples gives an empty array.
     """
     estimate = 0
-    try:
-        duration = probe_audio(source).duration_s
-    finally:
-        _rewind(source)
+    duration = probe_audio(source).duration_s
     if duration and math.isfinite(duration) and duration > 0:
         # A little headroom for resampler rounding, so the estimate rarely needs to grow.
         estimate = min(int(duration * SAMPLE_RATE) + SAMPLE_RATE, _MAX_PREALLOC_SAMPLES)
@@ -257,8 +259,9 @@ def pcm_s16le_to_float32(data: bytes | bytearray | memoryview) -> np.ndarray:
         raise AudioFrameError(
             f"16-bit PCM needs an even number of bytes, got {len(data)}: the frame was cut mid-sample"
         )
-    samples = np.frombuffer(data, dtype="<i2")
-    return samples.astype(np.float32) / 32768.0
+    samples = np.frombuffer(data, dtype="<i2").astype(np.float32)
+    samples *= 1.0 / 32768.0
+    return samples
 
 
 def f32le_to_float32(data: bytes | bytearray | memoryview) -> np.ndarray:

@@ -97,10 +97,6 @@ class Verdict:
     text: str | None = None
 
 
-def _p(*alternatives: str) -> str:
-    return "|".join(alternatives)
-
-
 # Patterns run on compact text: NFKC, lower-case, everything but letters and digits removed,
 # so "시청 해주셔서 감사합니다!" and "시청해주셔서감사합니다" both read 시청해주셔서감사합니다 and the
 # patterns tolerate any spacing or punctuation. ^...$ marks phrases that are phantoms only

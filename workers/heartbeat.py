@@ -21,6 +21,7 @@ from celery import signals
 log = logging.getLogger(__name__)
 KEY_PREFIX = "stt:worker:"
 INTERVAL_S = 5.0
+SWEEP_INTERVAL_S = 60.0
 
 _stop = threading.Event()
 _hostname: list[str] = []
@@ -72,12 +73,31 @@ def _beat(hostname: str, queues: list[str]) -> None:
     from django.conf import settings
 
     client = _redis()
+    last_sweep = 0.0
     while not _stop.is_set():
         try:
             publish(client, worker_record(hostname, queues), settings.WORKER_HEARTBEAT_TTL_S)
         except Exception as exc:  # noqa: BLE001 - Redis may be restarting; keep beating
             log.warning("worker heartbeat failed: %s", exc)
+        if "stt" in queues and time.monotonic() - last_sweep >= SWEEP_INTERVAL_S:
+            last_sweep = time.monotonic()
+            _sweep()
         _stop.wait(INTERVAL_S)
+
+
+def _sweep() -> None:
+    from django.db import close_old_connections
+
+    from transcription.sweeper import sweep_orphans
+
+    try:
+        swept = sweep_orphans()
+        if swept:
+            log.warning("marked %d stuck transcript(s) failed", swept)
+    except Exception as exc:  # noqa: BLE001 - the database may be restarting; try next time
+        log.warning("orphan sweep failed: %s", exc)
+    finally:
+        close_old_connections()
 
 
 @signals.worker_ready.connect
