@@ -44,3 +44,8 @@ format: install-dev
 check-compose:
 	SECRET_KEY=$${SECRET_KEY:-check} POSTGRES_PASSWORD=$${POSTGRES_PASSWORD:-check} \
 	FLOWER_BASIC_AUTH=$${FLOWER_BASIC_AUTH:-check:check} docker-compose -f compose.yml config -q
+
+# Platform (upload -> done, real worker) vs plain faster-whisper on the evaluation clips;
+# prints per-file and total CER and time ratios (bench/batch.py). BENCH_ARGS="--repeat 3".
+bench-batch: install-dev model
+	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m bench.batch $(BENCH_ARGS)

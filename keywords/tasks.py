@@ -45,7 +45,8 @@ def extract_segment_keywords(segment_id: int) -> int:
     if segment is None:
         return 0
     rows = services.extract_for_segment(segment)
-    ProgressNotifier(segment.transcript_id).keywords(
+    live = segment.transcript.source == Transcript.Source.LIVE
+    ProgressNotifier(segment.transcript_id, live=live).keywords(
         [{"word": k.word, "category": k.category, "importance": k.importance} for k in rows],
         segment_id=segment.pk,
     )

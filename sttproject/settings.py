@@ -107,7 +107,14 @@ REDIS_URL = envurl("REDIS_URL", embedded_redis_url(), ("redis", "rediss"))
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+        # redis-py 8 reads with a 5 s socket time-out by default, exactly channels_redis's
+        # blocking-pop time-out: an idle consumer would die with "Timeout reading". Reads
+        # must be allowed to outlast the blocking pop.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+            "capacity": 1000,
+            "expiry": 60,
+        },
     }
 }
 
@@ -159,6 +166,12 @@ VAD_MIN_SILENCE_MS = envint("VAD_MIN_SILENCE_MS", 500, minimum=50, maximum=10_00
 VAD_SPEECH_PAD_MS = envint("VAD_SPEECH_PAD_MS", 200, minimum=0, maximum=2_000)
 VAD_MIN_SPEECH_MS = envint("VAD_MIN_SPEECH_MS", 250, minimum=0, maximum=10_000)
 VAD_MAX_UTTERANCE_S = envfloat("VAD_MAX_UTTERANCE_S", 30.0, minimum=2.0, maximum=60.0)
+
+# --- Live sessions ---------------------------------------------------------------
+LIVE_MAX_SESSIONS_PER_USER = envint("LIVE_MAX_SESSIONS_PER_USER", 4, minimum=1, maximum=100)
+# Past this many seconds of audio waiting for a worker, status events say the server is behind.
+LIVE_BACKLOG_WARN_S = envfloat("LIVE_BACKLOG_WARN_S", 10.0, minimum=1.0)
+LIVE_PARTIAL_INTERVAL_S = envfloat("LIVE_PARTIAL_INTERVAL_S", 1.0, minimum=0.3, maximum=10.0)
 
 # --- Keywords -------------------------------------------------------------------
 VLLM_API_URL = envurl("VLLM_API_URL", "http://127.0.0.1:8000/v1", ("http", "https")).rstrip("/")

@@ -137,6 +137,17 @@ def test_file_objects_decode_like_paths(tmp_path, ko_samples):
         np.testing.assert_array_equal(decode_audio(handle), expected)
 
 
+def test_django_upload_already_read_to_the_end(tmp_path, ko_samples):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    path = tmp_path / "clip.ogg"
+    encode(path, ko_samples, fmt="ogg", codec="libopus", rate=48000)
+    upload = SimpleUploadedFile("clip.ogg", path.read_bytes(), content_type="audio/ogg")
+    upload.read()  # e.g. hashed or saved before decoding
+    assert probe_audio(upload).codec == "opus"
+    np.testing.assert_array_equal(decode_audio(upload), decode_audio(path))
+
+
 def test_44k_stereo_is_resampled_to_16k_mono(tmp_path):
     seconds, rate = 2.0, 44100
     t = np.arange(int(seconds * rate)) / rate
@@ -181,6 +192,23 @@ def test_text_file_named_wav_is_not_audio(tmp_path):
         probe_audio(path)
     with pytest.raises(NotAudioError):
         decode_audio(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        # FFmpeg opens these as "tty" text and as pictures, which have no audio track; the
+        # message must still say it is not a recording at all.
+        ("notes.txt", b"hello\n" * 100),
+        ("photo.png", b"\x89PNG\r\n\x1a\n" + bytes(500)),
+        ("photo.jpg", b"\xff\xd8\xff\xe0" + bytes(500)),
+    ],
+)
+def test_text_and_pictures_are_not_audio(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(NotAudioError, match="not an audio or video file PyAV can read"):
+        probe_audio(path)
 
 
 def test_random_bytes_are_not_audio(tmp_path):
@@ -272,3 +300,18 @@ def test_long_file_keeps_sample_positions(tmp_path, ko_samples):
     np.testing.assert_allclose(samples, total, atol=1 / 16384)
     chunks = list(iter_decode(path, chunk_seconds=60))
     assert [c.size for c in chunks] == [60 * SAMPLE_RATE] * 5
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "codec", "rate"),
+    [("cut.webm", "webm", "libopus", 48000), ("cut.mp3", "mp3", "libmp3lame", 44100)],
+)
+def test_truncated_upload_keeps_what_arrived(tmp_path, ko_samples, name, fmt, codec, rate):
+    # A browser recording or upload cut off half way: the first half is still a recording.
+    whole = tmp_path / f"whole.{fmt}"
+    encode(whole, ko_samples, fmt=fmt, codec=codec, rate=rate)
+    data = whole.read_bytes()
+    path = tmp_path / name
+    path.write_bytes(data[: len(data) // 2])
+    samples = decode_audio(path)
+    assert 0.3 < samples.size / ko_samples.size < 0.7

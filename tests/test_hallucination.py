@@ -115,7 +115,7 @@ def test_real_sentence_containing_thanks_is_kept():
             "can do for your country.",
             -0.276,
             0.088,
-        ),  # fmt: skip
+        ),
         (" Stuffed into you, his belly counseled him.", -0.549, 0.030),
         (
             " 한잔의 커피가 소비자에게 전해지기 위해서는 여러 차례의 공정을 거쳐야 한다.",
@@ -214,7 +214,11 @@ def test_no_acoustic_support_needs_whisper_doubt_too():
 
 def test_word_probabilities_count_as_evidence():
     word = namedtuple("Word", "start end word probability")
-    shaky = [word(0.0, 0.5, " Thanks", 0.21), word(0.5, 0.8, " for", 0.3), word(0.8, 1.2, " watching", 0.4)]  # fmt: skip
+    shaky = [
+        word(0.0, 0.5, " Thanks", 0.21),
+        word(0.5, 0.8, " for", 0.3),
+        word(0.8, 1.2, " watching", 0.4),
+    ]
     assert judge(Seg(" Thanks for watching", **STRONG)).keep
     assert not judge(Seg(" Thanks for watching", words=shaky, **STRONG)).keep
 

@@ -59,7 +59,9 @@ def test_a_retry_resumes_after_what_was_stored(eval_clip, tmp_path):
     path, spans = long_file_with_gaps(tmp_path / "two.wav", clips, gap_s=3.0)
     transcript = make(path)
     # As if a first attempt stored the first utterance and died.
-    Segment.objects.create(transcript=transcript, index=0, start=spans[0][0], end=spans[0][1], text="이미 저장된 문장")
+    Segment.objects.create(
+        transcript=transcript, index=0, start=spans[0][0], end=spans[0][1], text="이미 저장된 문장"
+    )
     Transcript.objects.filter(pk=transcript.pk).update(
         status="running", task_id="t1", processed_s=spans[0][1] + 0.3
     )
@@ -91,7 +93,9 @@ def test_command_line_transcribes_and_stores(eval_clip, tmp_path):
     out = tmp_path / "out"
     err = io.StringIO()
     with pytest.raises(Exception, match="1 of 2 file"):
-        call_command("transcribe", str(path), str(bogus), "--format", "srt", "--output", str(out), stderr=err)
+        call_command(
+            "transcribe", str(path), str(bogus), "--format", "srt", "--output", str(out), stderr=err
+        )
     srt = (out / f"{path.stem}.srt").read_text()
     assert "-->" in srt and "커피" in srt
     assert "bogus.mp3" in err.getvalue()

@@ -78,8 +78,17 @@ def _reason(exc: BaseException) -> str:
     return str(strerror or exc).strip() or type(exc).__name__
 
 
+# FFmpeg also "opens" pictures and, going by a .txt name, text (as ANSI art): those are not
+# recordings that lack a sound track, and saying so would confuse the person uploading.
+_NON_MEDIA_FORMATS = {"tty", "image2", "apng", "gif", "webp"}
+
+
 def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream:
     if not container.streams.audio:
+        name = container.format.name
+        if name in _NON_MEDIA_FORMATS or name.endswith("_pipe"):
+            kind = container.format.long_name or name
+            raise NotAudioError(f"not an audio or video file PyAV can read (it reads as {kind})")
         raise NotAudioError("this file has no audio track")
     try:
         return container.streams.best("audio") or container.streams.audio[0]

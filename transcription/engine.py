@@ -206,3 +206,45 @@ def _clamp(start: float, end: float, group: Sequence[tuple[float, float]]) -> tu
             end = min(max(end, start), region_end)
             return round(start, 3), round(end, 3)
     return round(start, 3), round(max(end, start), 3)
+
+
+def transcribe_clip(
+    audio: np.ndarray,
+    language: str | None,
+    *,
+    offset: float = 0.0,
+    beam_size: int | None = None,
+) -> tuple[list[SegmentResult], str]:
+    """One live utterance (at most ``VAD_MAX_UTTERANCE_S``) as a single segment.
+
+    Returns the segments on the stream's timeline (``offset`` added) and the language
+    used; ``language`` None or "auto" detects it on this utterance.
+    """
+    get_model()
+    duration = len(audio) / SAMPLE_RATE
+    if duration <= 0:
+        return [], language or ""
+    if not language or language == "auto":
+        language, _probability, _all = _model.detect_language(audio)
+    segments, _info = _pipeline.transcribe(
+        audio,
+        language=language,
+        clip_timestamps=[{"start": 0.0, "end": duration}],
+        vad_filter=False,
+        batch_size=1,
+        beam_size=beam_size or settings.WHISPER_BEAM_SIZE,
+        # The endpointer already cut the utterance at pauses: one line per utterance.
+        without_timestamps=True,
+    )
+    results = [
+        SegmentResult(
+            start=round(offset, 3),
+            end=round(offset + duration, 3),
+            text=segment.text.strip(),
+            avg_logprob=segment.avg_logprob,
+            no_speech_prob=segment.no_speech_prob,
+            compression_ratio=segment.compression_ratio,
+        )
+        for segment in segments
+    ]
+    return results, language

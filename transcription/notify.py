@@ -21,13 +21,19 @@ def group_name(transcript_id: Any) -> str:
 
 
 class ProgressNotifier:
-    def __init__(self, transcript_id: Any) -> None:
+    def __init__(self, transcript_id: Any, *, live: bool = False) -> None:
         self.group = group_name(transcript_id)
         self.transcript_id = str(transcript_id)
+        # Live sessions number their events and keep them for clients that reconnect.
+        self.live = live
 
     def send(self, event_type: str, **payload: Any) -> None:
         event = {"type": event_type, "transcript": self.transcript_id, **payload}
         try:
+            if self.live:
+                from transcription import live_events
+
+                event = live_events.record(self.transcript_id, event)
             layer = get_channel_layer()
             if layer is not None:
                 async_to_sync(layer.group_send)(
@@ -56,7 +62,7 @@ class NullNotifier(ProgressNotifier):
     """For callers without listeners (the command line, tests of the domain function)."""
 
     def __init__(self) -> None:
-        super().__init__("none")
+        super().__init__("none", live=False)
 
     def send(self, event_type: str, **payload: Any) -> None:
         return None

@@ -54,3 +54,45 @@ def transcribe(self, transcript_id: str) -> None:
         from keywords.tasks import extract_transcript_keywords
 
         extract_transcript_keywords.delay(str(transcript.pk))
+
+
+@shared_task(
+    name="transcription.tasks.transcribe_utterance",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # An utterance is at most VAD_MAX_UTTERANCE_S long; a minute of compute means trouble.
+    soft_time_limit=120,
+    time_limit=180,
+    autoretry_for=(OperationalError, InterfaceError),
+    max_retries=3,
+    retry_backoff=1,
+)
+def transcribe_utterance(
+    transcript_id: str,
+    index: int,
+    start: float,
+    end: float,
+    audio_key: str,
+    language: str,
+    dispatched_at: float,
+) -> None:
+    from transcription.live_pipeline import transcribe_utterance as run
+
+    run(transcript_id, index, start, end, audio_key, language, dispatched_at)
+
+
+@shared_task(name="transcription.tasks.transcribe_partial", soft_time_limit=60, time_limit=90)
+def transcribe_partial(
+    transcript_id: str, token: str, start: float, audio_key: str, language: str
+) -> None:
+    # Not acknowledged late and never retried: a lost partial is replaced a second later.
+    from transcription.live_pipeline import transcribe_partial as run
+
+    run(transcript_id, token, start, audio_key, language)
+
+
+@shared_task(name="transcription.tasks.finish_live", acks_late=True)
+def finish_live(transcript_id: str, duration: float) -> None:
+    from transcription.live_pipeline import finish_live as run
+
+    run(transcript_id, duration)

@@ -64,7 +64,8 @@ def api_health(request: HttpRequest) -> JsonResponse:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html", {"summary": _platform_summary()})
+    """The live page."""
+    return render(request, "live.html", {"summary": _platform_summary()})
 
 
 @never_cache

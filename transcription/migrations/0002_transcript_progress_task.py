@@ -4,20 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('transcription', '0001_initial'),
+        ("transcription", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='transcript',
-            name='processed_s',
-            field=models.FloatField(default=0.0, help_text='Audio up to here is transcribed and stored; a retry resumes here'),
+            model_name="transcript",
+            name="processed_s",
+            field=models.FloatField(
+                default=0.0,
+                help_text="Audio up to here is transcribed and stored; a retry resumes here",
+            ),
         ),
         migrations.AddField(
-            model_name='transcript',
-            name='task_id',
-            field=models.CharField(blank=True, help_text='Celery task that owns the transcription', max_length=64),
+            model_name="transcript",
+            name="task_id",
+            field=models.CharField(
+                blank=True, help_text="Celery task that owns the transcription", max_length=64
+            ),
         ),
     ]

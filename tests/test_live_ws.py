@@ -1,0 +1,308 @@
+"""/ws with a real stt worker and keyword worker: both protocols, resume, disconnects, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+
+import numpy as np
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from bench.cer import cer
+from sttproject.asgi import application
+from tests.celery_workers import running_worker
+from transcription.audio import decode_audio
+from transcription.models import Segment, Transcript
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+RATE = 16000
+ORIGIN = [(b"origin", b"http://localhost")]
+
+
+@pytest.fixture(scope="module")
+def workers(django_db_blocker, django_db_setup):
+    with (
+        django_db_blocker.unblock(),
+        running_worker("stt"),
+        running_worker("keywords", extra_env={"KEYWORD_BACKEND": "embedded"}),
+    ):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_sessions(settings):
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(match="live:sessions:*"):
+        client.delete(key)
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def chunks(samples: np.ndarray, seconds: float = 0.25):
+    step = int(seconds * RATE)
+    for i in range(0, len(samples), step):
+        yield samples[i : i + step]
+
+
+async def connect() -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, "/ws", headers=ORIGIN)
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    return communicator
+
+
+async def receive_until(communicator, predicate, timeout=60.0) -> list[dict]:
+    """Collect events until one satisfies ``predicate``; returns all of them."""
+    events = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            event = json.loads(
+                await communicator.receive_from(timeout=max(0.1, deadline - time.monotonic()))
+            )
+        except asyncio.TimeoutError:
+            break
+        events.append(event)
+        if predicate(event):
+            return events
+    raise AssertionError(f"no matching event within {timeout} s; got {events}")
+
+
+async def start(communicator, **extra) -> dict:
+    await communicator.send_json_to(
+        {"type": "start", "language": "ko", "sample_rate": RATE, "encoding": "pcm_s16le", **extra}
+    )
+    events = await receive_until(
+        communicator, lambda e: e["type"] in ("ready", "error"), timeout=10
+    )
+    assert events[-1]["type"] == "ready", events
+    return events[-1]
+
+
+async def stream(communicator, samples, *, encoding="pcm_s16le"):
+    for piece in chunks(samples):
+        await communicator.send_to(
+            bytes_data=pcm16(piece) if encoding == "pcm_s16le" else piece.astype("<f4").tobytes()
+        )
+
+
+def clip(eval_clip, clip_id, trailing_silence=1.5):
+    path, entry = eval_clip(clip_id)
+    audio = decode_audio(path)
+    return np.concatenate([audio, np.zeros(int(trailing_silence * RATE), np.float32)]), entry
+
+
+async def test_original_client_protocol(workers, eval_clip):
+    audio, entry = clip(eval_clip, "ko_zeroth_104_003_0294")
+    communicator = await connect()
+    await communicator.send_json_to({"type": "config", "language": "ko"})
+    for piece in chunks(audio, 0.5):
+        await communicator.send_json_to(
+            {"type": "audio", "data": base64.b64encode(piece.astype("<f4").tobytes()).decode()}
+        )
+    events = await receive_until(communicator, lambda e: e["type"] == "transcription", timeout=60)
+    message = events[-1]
+    assert set(message) >= {
+        "type",
+        "text",
+        "keywords",
+        "language",
+        "confidence",
+        "device",
+        "timestamp",
+    }
+    assert cer(entry["reference"], message["text"], numerals=True) < 0.3, message["text"]
+    assert message["language"] == "ko" and message["device"] == "cpu"
+    assert any(k["word"] == "커피" for k in message["keywords"]), message["keywords"]
+    for keyword in message["keywords"]:
+        assert set(keyword) == {"word", "category", "importance"}
+    await communicator.disconnect()
+
+
+async def test_native_protocol_events(workers, eval_clip):
+    audio, entry = clip(eval_clip, "ko_zeroth_104_003_0253")
+    communicator = await connect()
+    ready = await start(communicator)
+    await stream(communicator, audio)
+    events = await receive_until(
+        communicator, lambda e: e["type"] == "final" and e["text"], timeout=60
+    )
+    types = [e["type"] for e in events]
+    assert "speech_started" in types
+    final = events[-1]
+    assert cer(entry["reference"], final["text"], numerals=True) < 0.3
+    assert final["segment"] and final["end"] > final["start"]
+    events += await receive_until(communicator, lambda e: e["type"] == "keywords", timeout=30)
+    keywords = events[-1]
+    assert keywords["segment"] == final["segment"]
+    assert {"백화점", "영화관"} & {k["word"] for k in keywords["items"]}
+    await communicator.send_json_to({"type": "stop"})
+    events += await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=30)
+    seqs = [e["seq"] for e in events if "seq" in e]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert any(e["type"] == "status" and "backlog_s" in e for e in events)
+    await communicator.disconnect()
+    segment = await asyncio.to_thread(lambda: Segment.objects.get(pk=final["segment"]))
+    assert str(segment.transcript_id) == ready["session"]
+    await asyncio.to_thread(_wait_status, ready["session"], "done")
+
+
+def _wait_status(session, status, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Transcript.objects.get(pk=session).status == status:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"transcript {session} never became {status}")
+
+
+async def test_resume_after_a_dropped_connection(workers, eval_clip):
+    first, _ = clip(eval_clip, "ko_zeroth_104_003_0294")
+    second, entry2 = clip(eval_clip, "ko_picovoice_leopard_test_ko")
+    communicator = await connect()
+    ready = await start(communicator)
+    session = ready["session"]
+    await stream(communicator, first)
+    events = await receive_until(
+        communicator, lambda e: e["type"] == "final" and e["text"], timeout=60
+    )
+    first_final = events[-1]
+    await communicator.disconnect()  # the network drops
+
+    communicator = await connect()
+    await communicator.send_json_to(
+        {
+            "type": "start",
+            "language": "ko",
+            "sample_rate": RATE,
+            "encoding": "pcm_s16le",
+            "resume": {"session": session, "last_seq": ready["seq"]},
+        }
+    )
+    replayed = await receive_until(communicator, lambda e: e["type"] == "ready", timeout=10)
+    assert replayed[-1]["resumed"] is True and replayed[-1]["session"] == session
+    # Everything after last_seq is replayed, including the first final.
+    assert any(e["type"] == "final" and e["segment"] == first_final["segment"] for e in replayed)
+    assert all(e["seq"] > ready["seq"] for e in replayed)
+    await stream(communicator, second)
+    events = await receive_until(
+        communicator, lambda e: e["type"] == "final" and e["text"], timeout=60
+    )
+    second_final = events[-1]
+    assert second_final["utterance"] > first_final["utterance"]
+    assert second_final["start"] >= first_final["end"]  # one timeline across both connections
+    assert second_final["seq"] > max(e["seq"] for e in replayed)
+    await communicator.disconnect()
+    texts = await asyncio.to_thread(
+        lambda: list(
+            Segment.objects.filter(transcript_id=session)
+            .order_by("index")
+            .values_list("text", flat=True)
+        )
+    )
+    assert len(texts) == 2
+    assert cer(entry2["reference"], texts[1]) < 0.5
+
+
+async def test_disconnect_mid_utterance_still_stores_it(workers, eval_clip):
+    audio, _ = clip(eval_clip, "ko_zeroth_104_003_0019", trailing_silence=0)
+    communicator = await connect()
+    ready = await start(communicator)
+    await stream(communicator, audio[: int(6.5 * RATE)])  # stop talking mid-sentence... and close
+    await communicator.disconnect()
+
+    def stored():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            segments = list(Segment.objects.filter(transcript_id=ready["session"]))
+            if segments:
+                return segments
+            time.sleep(0.3)
+        return []
+
+    segments = await asyncio.to_thread(stored)
+    assert segments and "장관" in "".join(s.text for s in segments)
+
+
+async def test_bad_input_gets_errors_and_the_socket_stays_usable(workers):
+    communicator = await connect()
+
+    async def expect_error(code, **send):
+        await communicator.send_to(**send)
+        events = await receive_until(communicator, lambda e: e["type"] == "error", timeout=10)
+        assert events[-1]["code"] == code, events[-1]
+
+    await expect_error("not_started", bytes_data=b"\x00\x01" * 100)  # audio before start
+    await expect_error("bad_json", text_data="{not json")
+    await expect_error("bad_message", text_data="[1, 2, 3]")
+    await expect_error("unknown_type", text_data=json.dumps({"type": "dance"}))
+    await expect_error(
+        "bad_sample_rate", text_data=json.dumps({"type": "start", "sample_rate": 44100})
+    )
+    await start(communicator)
+    await expect_error("bad_frame", bytes_data=b"\x00\x01\x02")  # odd length
+    await expect_error("frame_too_large", bytes_data=b"\x00" * (10 * RATE * 4 + 2))
+    await expect_error(
+        "bad_base64", text_data=json.dumps({"type": "audio", "data": "!!!not base64!!!"})
+    )
+    await expect_error("already_started", text_data=json.dumps({"type": "start"}))
+    # Still usable: ping answers, and a stop is accepted.
+    await communicator.send_json_to({"type": "ping"})
+    assert (await receive_until(communicator, lambda e: e["type"] == "pong", timeout=5))[-1][
+        "type"
+    ] == "pong"
+    await communicator.send_json_to({"type": "stop"})
+    await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=10)
+    await communicator.disconnect()
+
+
+async def test_float_frames_with_nan_are_refused(workers):
+    communicator = await connect()
+    await start(communicator, encoding="f32le")
+    bad = np.array([0.1, np.nan, 0.2, 0.3], dtype="<f4").tobytes()
+    await communicator.send_to(bytes_data=bad)
+    events = await receive_until(communicator, lambda e: e["type"] == "error", timeout=10)
+    assert events[-1]["code"] == "bad_frame"
+    await communicator.disconnect()
+
+
+async def test_no_speech_produces_nothing(workers, eval_clip):
+    communicator = await connect()
+    ready = await start(communicator)
+    for clip_id in (
+        "nonspeech_fireplace_cc0_30s",
+        "nonspeech_goldberg_piano_cc0",
+        "nonspeech_picovoice_leopard_empty",
+    ):
+        audio = decode_audio(eval_clip(clip_id)[0])
+        await stream(communicator, audio)
+    await communicator.send_json_to({"type": "stop"})
+    events = await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=30)
+    # Let any utterance the endpointer did cut come back from the worker before looking.
+    await asyncio.sleep(8)
+    while not await communicator.receive_nothing(timeout=0.5, interval=0.05):
+        events.append(json.loads(await communicator.receive_from()))
+    assert not [e for e in events if e["type"] == "final" and e["text"]], events
+    assert not await asyncio.to_thread(
+        lambda: Segment.objects.filter(transcript_id=ready["session"]).exists()
+    )
+    await communicator.disconnect()
+
+
+async def test_concurrent_sessions_per_user_are_limited(settings, workers):
+    settings.LIVE_MAX_SESSIONS_PER_USER = 1
+    first = await connect()
+    await start(first)
+    second = WebsocketCommunicator(application, "/ws", headers=ORIGIN)
+    await second.connect(timeout=10)
+    event = json.loads(await second.receive_from(timeout=10))
+    assert event["code"] == "too_many_sessions"
+    await second.disconnect()
+    await first.disconnect()

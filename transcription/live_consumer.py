@@ -1,0 +1,407 @@
+"""``/ws``: live transcription. Thin: checks, framing and endpointing helpers, dispatch.
+
+Two protocols on one socket (see README, Live protocol):
+- the original browser client: ``{"type":"config",...}``, ``{"type":"audio","data":b64}``,
+  answered with ``{"type":"transcription",...}`` messages;
+- the native one: ``{"type":"start",...}``, binary frames, ``{"type":"stop"}``, answered
+  with numbered events (ready, speech_started, partial, final, keywords, status, error,
+  stopped) that a client can resume after a dropped connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db.models import Max
+from django.utils import timezone
+
+from transcription import live_events
+from transcription.api import WHISPER_LANGUAGES
+from transcription.endpointing import (
+    Endpointer,
+    EndpointerConfig,
+    Partial,
+    SpeechStarted,
+    Utterance,
+)
+from transcription.live import (
+    ProtocolError,
+    decode_base64_f32,
+    decode_binary,
+    parse_message,
+    parse_start,
+)
+from transcription.models import Transcript
+from transcription.notify import group_name
+
+log = logging.getLogger(__name__)
+STATUS_EVERY_S = 2.0
+# How long a final waits for its keywords before the original client gets it without them.
+LEGACY_KEYWORD_WAIT_S = 3.0
+
+
+def _dispatch_utterance(
+    transcript_id: str, index: int, start: float, end: float, audio, language: str
+) -> None:
+    from transcription.tasks import transcribe_utterance
+
+    key = f"live:audio:{uuid.uuid4().hex}"
+    live_events.put_audio(key, audio.astype("<f4").tobytes())
+    live_events.mark_latest_partial(transcript_id, f"final:{index}")
+    transcribe_utterance.apply_async(
+        args=[transcript_id, index, start, end, key, language, time.time()]
+    )
+
+
+def _dispatch_partial(transcript_id: str, token: str, start: float, audio, language: str) -> None:
+    from transcription.tasks import transcribe_partial
+
+    key = f"live:audio:{uuid.uuid4().hex}"
+    live_events.put_audio(key, audio.astype("<f4").tobytes())
+    live_events.mark_latest_partial(transcript_id, token)
+    # A partial nobody picked up within a few seconds is stale; the broker drops it.
+    transcribe_partial.apply_async(args=[transcript_id, token, start, key, language], expires=5)
+
+
+def _finish(transcript_id: str, position: float, next_utterance: int) -> None:
+    from transcription.tasks import finish_live
+
+    live_events.save_state(
+        transcript_id, {"position_s": position, "next_utterance": next_utterance}
+    )
+    finish_live.apply_async(args=[transcript_id, round(position, 3)])
+
+
+def _session_key(scope) -> str:
+    user = scope.get("user")
+    if user is not None and user.is_authenticated:
+        return f"live:sessions:user:{user.pk}"
+    client = scope.get("client") or ("unknown", 0)
+    return f"live:sessions:ip:{client[0]}"
+
+
+# A session refreshes its entry while it lives; one not refreshed for this long belongs to a
+# server that died without running disconnect(), and stops counting against the limit.
+SESSION_STALE_S = 120
+
+
+def _register(key: str, channel: str, limit: int) -> bool:
+    client = live_events._client()
+    now = time.time()
+    pipe = client.pipeline()
+    pipe.zremrangebyscore(key, 0, now - SESSION_STALE_S)
+    pipe.zadd(key, {channel: now})
+    pipe.zcard(key)
+    pipe.expire(key, 24 * 3600)
+    count = pipe.execute()[2]
+    if count > limit:
+        client.zrem(key, channel)
+        return False
+    return True
+
+
+def _refresh(key: str, channel: str) -> None:
+    live_events._client().zadd(key, {channel: time.time()}, xx=True)
+
+
+def _unregister(key: str, channel: str) -> None:
+    live_events._client().zrem(key, channel)
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.mode: str | None = None  # "legacy" or "native"
+        self.transcript_id: str | None = None
+        self.language = settings.DEFAULT_LANGUAGE
+        self.encoding = "pcm_s16le"
+        self.endpointer: Endpointer | None = None
+        self.offset = 0.0
+        self.next_utterance = 0
+        self.utterance_ids: dict[Any, int] = {}
+        self.partial_counts: dict[int, int] = {}
+        self.pending: dict[
+            int, tuple[float, float]
+        ] = {}  # utterance -> (seconds of audio, sent at)
+        self.last_status = 0.0
+        self.last_latency: float | None = None
+        self.last_queue_wait: float | None = None
+        self.legacy_held: dict[int, tuple[dict, asyncio.TimerHandle]] = {}
+        self.session_key = _session_key(self.scope)
+        await self.accept()
+        allowed = await asyncio.to_thread(
+            _register, self.session_key, self.channel_name, settings.LIVE_MAX_SESSIONS_PER_USER
+        )
+        if not allowed:
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": "too_many_sessions",
+                    "message": f"at most {settings.LIVE_MAX_SESSIONS_PER_USER} live sessions at once",
+                }
+            )
+            self.session_key = None
+            await self.close(code=4429)
+
+    async def disconnect(self, code: int) -> None:
+        if self.session_key:
+            await asyncio.to_thread(_unregister, self.session_key, self.channel_name)
+        if self.transcript_id:
+            # Whatever was said before the socket dropped is still transcribed and stored.
+            await self._end_stream(announce=False)
+            await self.channel_layer.group_discard(
+                group_name(self.transcript_id), self.channel_name
+            )
+
+    # --- incoming -----------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            if bytes_data is not None:
+                if self.mode != "native" or self.endpointer is None:
+                    raise ProtocolError("not_started", 'send {"type":"start"} before audio frames')
+                await self._feed(decode_binary(bytes_data, self.encoding))
+            elif text_data is not None:
+                await self._on_message(parse_message(text_data))
+        except ProtocolError as exc:
+            await self._emit(exc.event())
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "start":
+            await self._start_native(message)
+        elif kind == "config":
+            language = message.get("language")
+            if isinstance(language, str) and (language in WHISPER_LANGUAGES or language == "auto"):
+                self.language = language
+            if self.mode is None:
+                await self._start("legacy")
+        elif kind == "audio":
+            samples = decode_base64_f32(message.get("data"))
+            if self.mode is None:
+                await self._start("legacy")
+            if self.mode != "legacy" or self.endpointer is None:
+                raise ProtocolError("not_started", "this session is stopped; start a new one")
+            await self._feed(samples)
+        elif kind == "stop":
+            if self.endpointer is None:
+                raise ProtocolError("not_started", "nothing to stop")
+            await self._end_stream(announce=True)
+        elif kind == "ping":
+            await self._emit({"type": "pong"})
+        else:
+            raise ProtocolError("unknown_type", f"unknown message type {kind!r}")
+
+    async def _start_native(self, message: dict[str, Any]) -> None:
+        if self.endpointer is not None:
+            raise ProtocolError("already_started", "this session is running; send stop first")
+        options = parse_start(message, settings.DEFAULT_LANGUAGE, WHISPER_LANGUAGES)
+        self.language, self.encoding = options.language, options.encoding
+        if options.resume_session:
+            await self._resume(options.resume_session, options.resume_last_seq)
+        else:
+            await self._start("native")
+
+    async def _start(self, mode: str) -> None:
+        self.mode = mode
+        user = self.scope.get("user")
+        self.transcript_id = await database_sync_to_async(self._create_transcript)(user)
+        await self.channel_layer.group_add(group_name(self.transcript_id), self.channel_name)
+        self.endpointer = Endpointer(
+            EndpointerConfig.from_settings(partial_interval_s=settings.LIVE_PARTIAL_INTERVAL_S)
+        )
+        await self._emit({"type": "ready", "session": self.transcript_id, "resumed": False})
+
+    def _create_transcript(self, user) -> str:
+        transcript = Transcript.objects.create(
+            owner=user if user is not None and user.is_authenticated else None,
+            source=Transcript.Source.LIVE,
+            status=Transcript.Status.RUNNING,
+            language="" if self.language == "auto" else self.language,
+            title=f"Live {timezone.localtime():%Y-%m-%d %H:%M}",
+            started_at=timezone.now(),
+        )
+        return str(transcript.pk)
+
+    async def _resume(self, session: str, last_seq: int) -> None:
+        user = self.scope.get("user")
+        found = await database_sync_to_async(self._reopen)(session, user)
+        if found is None:
+            raise ProtocolError("unknown_session", "no live session with that id to resume")
+        self.mode = "native"
+        self.transcript_id = session
+        state = await asyncio.to_thread(live_events.load_state, session)
+        self.offset = float(state.get("position_s", found[0]))
+        self.next_utterance = int(state.get("next_utterance", found[1]))
+        await self.channel_layer.group_add(group_name(session), self.channel_name)
+        self.endpointer = Endpointer(
+            EndpointerConfig.from_settings(partial_interval_s=settings.LIVE_PARTIAL_INTERVAL_S)
+        )
+        missed = await asyncio.to_thread(live_events.replay, session, last_seq)
+        for event in missed:
+            await self.send_json(event)
+        await self._emit(
+            {"type": "ready", "session": session, "resumed": True, "replayed": len(missed)}
+        )
+
+    def _reopen(self, session: str, user) -> tuple[float, int] | None:
+        try:
+            transcript = Transcript.objects.get(pk=session, source=Transcript.Source.LIVE)
+        except (Transcript.DoesNotExist, ValueError, Exception):  # noqa: BLE001 - bad uuid too
+            return None
+        if transcript.owner_id is not None and not (
+            user is not None
+            and user.is_authenticated
+            and (user.is_staff or user.pk == transcript.owner_id)
+        ):
+            return None
+        Transcript.objects.filter(pk=session).update(
+            status=Transcript.Status.RUNNING, finished_at=None
+        )
+        last = transcript.segments.aggregate(end=Max("end"), index=Max("index"))
+        return float(last["end"] or 0.0), int(last["index"] + 1 if last["index"] is not None else 0)
+
+    # --- audio --------------------------------------------------------------------------
+    async def _feed(self, samples) -> None:
+        if samples.size == 0:
+            return
+        events = await asyncio.to_thread(self.endpointer.feed, samples)
+        await self._handle(events)
+        now = time.monotonic()
+        if now - self.last_status >= STATUS_EVERY_S:
+            await self._status()
+
+    async def _handle(self, events) -> None:
+        for event in events:
+            if isinstance(event, SpeechStarted):
+                await self._emit({"type": "speech_started", "at": round(self.offset + event.at, 3)})
+            elif isinstance(event, Partial):
+                index = self._index(event.utterance_id)
+                count = self.partial_counts.get(index, 0) + 1
+                self.partial_counts[index] = count
+                await asyncio.to_thread(
+                    _dispatch_partial,
+                    self.transcript_id,
+                    f"{index}:{count}",
+                    round(self.offset + event.start, 3),
+                    event.audio,
+                    self.language,
+                )
+            elif isinstance(event, Utterance):
+                index = self._index(event.utterance_id)
+                self.utterance_ids.pop(event.utterance_id, None)
+                start, end = round(self.offset + event.start, 3), round(self.offset + event.end, 3)
+                self.pending[index] = (end - start, time.time())
+                await asyncio.to_thread(
+                    _dispatch_utterance,
+                    self.transcript_id,
+                    index,
+                    start,
+                    end,
+                    event.audio,
+                    self.language,
+                )
+
+    def _index(self, utterance_id) -> int:
+        if utterance_id not in self.utterance_ids:
+            self.utterance_ids[utterance_id] = self.next_utterance
+            self.next_utterance += 1
+        return self.utterance_ids[utterance_id]
+
+    async def _end_stream(self, *, announce: bool) -> None:
+        if self.endpointer is None:
+            return
+        endpointer, self.endpointer = self.endpointer, None
+        await self._handle(await asyncio.to_thread(endpointer.flush))
+        position = self.offset + endpointer.position_s
+        await asyncio.to_thread(_finish, self.transcript_id, position, self.next_utterance)
+        if announce:
+            await self._emit(
+                {"type": "stopped", "session": self.transcript_id, "duration": round(position, 3)}
+            )
+
+    async def _status(self) -> None:
+        self.last_status = time.monotonic()
+        if self.session_key:
+            await asyncio.to_thread(_refresh, self.session_key, self.channel_name)
+        buffered = self.endpointer.buffered_s if self.endpointer is not None else 0.0
+        backlog = sum(seconds for seconds, _sent in self.pending.values()) + buffered
+        oldest = min((sent for _s, sent in self.pending.values()), default=None)
+        await self._emit(
+            {
+                "type": "status",
+                "backlog_s": round(backlog, 2),
+                "pending_utterances": len(self.pending),
+                "oldest_pending_s": round(time.time() - oldest, 2) if oldest else 0.0,
+                "queue_wait_s": self.last_queue_wait,
+                "last_latency_s": self.last_latency,
+                "behind": backlog > settings.LIVE_BACKLOG_WARN_S,
+            }
+        )
+
+    # --- outgoing -----------------------------------------------------------------------
+    async def _emit(self, event: dict[str, Any]) -> None:
+        if self.mode == "legacy":
+            if event["type"] == "error":
+                await self.send_json(event)
+            return
+        if self.transcript_id:
+            event = await asyncio.to_thread(live_events.record, self.transcript_id, event)
+        await self.send_json(event)
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, ensure_ascii=False))
+
+    async def transcript_event(self, message: dict[str, Any]) -> None:
+        event = message["event"]
+        if event.get("type") == "final":
+            sent = self.pending.pop(event.get("utterance"), None)
+            if sent is not None:
+                self.last_latency = round(time.time() - sent[1], 3)
+            self.last_queue_wait = event.get("queue_wait_s")
+        if self.mode == "legacy":
+            await self._legacy(event)
+        else:
+            await self.send_json(event)
+        if event.get("type") == "final" and self.transcript_id:
+            await self._status()
+
+    async def _legacy(self, event: dict[str, Any]) -> None:
+        """The original client gets one ``transcription`` message per utterance, with keywords."""
+        if event.get("type") == "final" and event.get("text"):
+            segment = event.get("segment")
+            loop = asyncio.get_running_loop()
+            timer = loop.call_later(
+                LEGACY_KEYWORD_WAIT_S,
+                lambda: asyncio.ensure_future(self._legacy_release(segment, [])),
+            )
+            self.legacy_held[segment] = (event, timer)
+        elif event.get("type") == "keywords" and event.get("segment") in self.legacy_held:
+            await self._legacy_release(event["segment"], event.get("items") or [])
+
+    async def _legacy_release(self, segment: int, keywords: list[dict]) -> None:
+        held = self.legacy_held.pop(segment, None)
+        if held is None:
+            return
+        final, timer = held
+        timer.cancel()
+        await self.send_json(
+            {
+                "type": "transcription",
+                "text": final["text"],
+                "keywords": [
+                    {"word": k["word"], "category": k["category"], "importance": k["importance"]}
+                    for k in keywords
+                ],
+                "language": final.get("language"),
+                "confidence": final.get("confidence"),
+                "device": final.get("device"),
+                "timestamp": final.get("timestamp"),
+            }
+        )

@@ -1,0 +1,96 @@
+"""The numbered event log of a live session, in Redis.
+
+Every event a live client sees carries a ``seq`` taken from one Redis counter per
+session, whoever produced it (the consumer, or a worker after the client left),
+and is appended to the session's log, so a client that reconnects with
+``resume.last_seq`` gets exactly what it missed. The log is short-lived; the
+transcript itself is in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+from django.conf import settings
+
+LOG_TTL_S = 3600
+MAX_EVENTS = 5000
+# Interim text is replaced within a second; replaying it after a reconnect is noise.
+NOT_LOGGED = {"partial", "status"}
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+
+
+def _keys(session: str) -> tuple[str, str]:
+    return f"live:{session}:seq", f"live:{session}:events"
+
+
+def record(
+    session: str, event: dict[str, Any], client: redis.Redis | None = None
+) -> dict[str, Any]:
+    """Number ``event`` and keep it for replay; returns the event with its ``seq``."""
+    client = client or _client()
+    seq_key, log_key = _keys(session)
+    seq = int(client.incr(seq_key))
+    event = {**event, "seq": seq}
+    pipe = client.pipeline()
+    if event.get("type") not in NOT_LOGGED:
+        pipe.rpush(log_key, json.dumps(event, ensure_ascii=False))
+        pipe.ltrim(log_key, -MAX_EVENTS, -1)
+    pipe.expire(seq_key, LOG_TTL_S)
+    pipe.expire(log_key, LOG_TTL_S)
+    pipe.execute()
+    return event
+
+
+def replay(session: str, after_seq: int, client: redis.Redis | None = None) -> list[dict[str, Any]]:
+    client = client or _client()
+    _seq_key, log_key = _keys(session)
+    events = [json.loads(raw) for raw in client.lrange(log_key, 0, -1)]
+    return [event for event in events if event.get("seq", 0) > after_seq]
+
+
+def last_seq(session: str, client: redis.Redis | None = None) -> int:
+    client = client or _client()
+    value = client.get(_keys(session)[0])
+    return int(value) if value else 0
+
+
+# Short-lived audio handed from the consumer to a worker.
+AUDIO_TTL_S = 3600
+
+
+def put_audio(key: str, data: bytes, client: redis.Redis | None = None) -> None:
+    (client or _client()).set(key, data, ex=AUDIO_TTL_S)
+
+
+def take_audio(key: str, client: redis.Redis | None = None) -> bytes | None:
+    return (client or _client()).get(key)
+
+
+def drop_audio(key: str, client: redis.Redis | None = None) -> None:
+    (client or _client()).delete(key)
+
+
+def save_state(session: str, state: dict[str, Any], client: redis.Redis | None = None) -> None:
+    """Where a live stream stopped (timeline position, next utterance index), for resuming."""
+    (client or _client()).set(f"live:{session}:state", json.dumps(state), ex=LOG_TTL_S)
+
+
+def load_state(session: str, client: redis.Redis | None = None) -> dict[str, Any]:
+    raw = (client or _client()).get(f"live:{session}:state")
+    return json.loads(raw) if raw else {}
+
+
+def mark_latest_partial(session: str, token: str, client: redis.Redis | None = None) -> None:
+    """The partial request a worker should still answer; older ones are stale and skipped."""
+    (client or _client()).set(f"live:{session}:partial", token, ex=LOG_TTL_S)
+
+
+def latest_partial(session: str, client: redis.Redis | None = None) -> str | None:
+    value = (client or _client()).get(f"live:{session}:partial")
+    return value.decode() if value else None
