@@ -67,7 +67,7 @@ async def receive_until(communicator, predicate, timeout=60.0) -> list[dict]:
             event = json.loads(
                 await communicator.receive_from(timeout=max(0.1, deadline - time.monotonic()))
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             break
         events.append(event)
         if predicate(event):
