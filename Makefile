@@ -49,3 +49,16 @@ check-compose:
 # prints per-file and total CER and time ratios (bench/batch.py). BENCH_ARGS="--repeat 3".
 bench-batch: install-dev model
 	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m bench.batch $(BENCH_ARGS)
+
+bench-keywords: install-dev
+	$(BIN)/python -m bench.keywords
+
+# Dev clips streamed through /ws at real-time pace by 1, 2 and 4 clients: CER, latency,
+# overhead over plain faster-whisper, backlog, no-speech words (bench/live.py).
+bench-live: install-dev model
+	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m bench.live $(BENCH_ARGS)
+
+# Search latency over 10,000 transcripts / 200,000 Korean segments in a database of its own
+# (stt_bench_search, filled once and reused; BENCH_ARGS="--refill" rebuilds it) (bench/search.py).
+bench-search: install-dev
+	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m bench.search $(BENCH_ARGS)

@@ -4,6 +4,7 @@ Every variable is documented in README.md (Configuration)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -60,6 +61,9 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "channels",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "transcription",
     "keywords",
 ]
@@ -71,6 +75,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every page needs a login unless its view says otherwise (login, health, config, API
+    # views, which answer 401 through DRF instead of redirecting).
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -184,6 +191,22 @@ KEYWORD_BACKEND = envchoice("KEYWORD_BACKEND", "auto", ("auto", "vllm", "embedde
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "/media/"
 UPLOAD_MAX_MB = envint("UPLOAD_MAX_MB", 500, minimum=1)
+# Uploads per user, e.g. 60/hour (second, minute, hour or day).
+UPLOAD_RATE_LIMIT = envstr("UPLOAD_RATE_LIMIT", "60/hour")
+if not re.fullmatch(r"\d+/(second|minute|hour|day)", UPLOAD_RATE_LIMIT):
+    raise ImproperlyConfigured(f"UPLOAD_RATE_LIMIT={UPLOAD_RATE_LIMIT!r} is not like 60/hour")
+# DRF keeps the upload rate-limit counters in the cache: Redis, so that every web process
+# counts against the same limit (the default per-process memory cache would not).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        # Shares the database with the broker and channel layer; the prefix keeps ours apart.
+        "KEY_PREFIX": "cache",
+    }
+}
+# POST /v1/audio/transcriptions waits this long for the transcript, then answers 504 with its id.
+OPENAI_API_TIMEOUT_S = envint("OPENAI_API_TIMEOUT_S", 600, minimum=1, maximum=24 * 3600)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 
@@ -209,15 +232,35 @@ USE_I18N = True
 USE_TZ = True
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # "Authorization: Token <key>" (DRF's spelling) and "Bearer <key>" (OpenAI clients).
+        # A token scheme first, so a missing or bad key answers 401 with WWW-Authenticate.
+        "rest_framework.authentication.TokenAuthentication",
+        "transcription.access.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"uploads": UPLOAD_RATE_LIMIT},
     "UNICODE_JSON": True,
     # ``?format=srt`` names an export format here, not a DRF renderer.
     "URL_FORMAT_OVERRIDE": None,
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Speech platform API",
+    "DESCRIPTION": "Transcripts, segments and keywords of live sessions and uploads.",
+    "VERSION": "1.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,26 +1,52 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from transcription import api, views
+from transcription import account, api, api_history, history, openai_api, views
+
+
+def api_view(view):
+    # API views answer 401/403 through DRF's own authentication instead of redirecting.
+    return login_not_required(view)
+
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("status/", views.status_page, name="status"),
     path("upload/", views.upload_page, name="upload"),
     path("transcripts/<uuid:pk>/", views.transcript_page, name="transcript"),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("api/config", views.api_config, name="api-config"),
     path("api/health", views.api_health, name="api-health"),
-    path("api/transcripts/", api.TranscriptListCreate.as_view(), name="api-transcripts"),
+    path("api/transcripts/", api_view(api.TranscriptListCreate.as_view()), name="api-transcripts"),
     path(
-        "api/transcripts/<uuid:pk>/", api.TranscriptDetail.as_view(), name="api-transcript-detail"
+        "api/transcripts/<uuid:pk>/",
+        api_view(api.TranscriptDetail.as_view()),
+        name="api-transcript-detail",
     ),
     path(
         "api/transcripts/<uuid:pk>/export",
-        api.TranscriptExport.as_view(),
+        api_view(api.TranscriptExport.as_view()),
         name="api-transcript-export",
     ),
+    path("api/segments/", api_view(api_history.SegmentSearch.as_view()), name="api-segments"),
+    path("api/keywords/", api_view(api_history.KeywordList.as_view()), name="api-keywords"),
+    path("history/", history.history_page, name="history"),
+    path("transcripts/<uuid:pk>/audio", history.transcript_audio, name="transcript-audio"),
+    path("api/schema/", api_view(SpectacularAPIView.as_view()), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("account/", account.account, name="account"),
+    # OpenAI-compatible speech to text; the views check the bearer token themselves.
+    path(
+        "v1/audio/transcriptions",
+        api_view(openai_api.transcriptions),
+        name="openai-transcriptions",
+    ),
+    path("v1/models", api_view(openai_api.models), name="openai-models"),
+    path("v1/models/<path:model_id>", api_view(openai_api.model_detail), name="openai-model"),
     path("admin/", admin.site.urls),
 ]
 

@@ -30,3 +30,21 @@ def chromium(extra_args: list[str] | None = None):
             yield browser
         finally:
             browser.close()
+
+
+def sign_in(page, base_url: str, username: str, password: str) -> None:
+    """Sign in through the real login form."""
+    page.goto(base_url + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+def off_loop(function, *args):
+    """Run a database query outside the thread that drove Playwright: its sync API leaves an
+    event loop behind in that thread, and Django refuses synchronous ORM calls there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()

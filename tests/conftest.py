@@ -46,3 +46,62 @@ def cast(db):
         staff = make_user("staff", staff=True)
 
     return Cast
+
+
+@pytest.fixture
+def owner(db):
+    from tests.factories import make_user
+
+    return make_user("owner")
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+def session_cookie_header(user) -> tuple[bytes, bytes]:
+    """A ``cookie`` header that signs ``user`` in, for WebSocket tests."""
+    from django.conf import settings
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(user)
+    value = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    return b"cookie", f"{settings.SESSION_COOKIE_NAME}={value}".encode()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Every test starts with an empty Django cache.
+
+    The cache (upload rate-limit counters) lives in Redis: it is shared with the web servers
+    that tests start and outlives a test run, while user ids restart with each test database.
+    Only the cache's own keys are deleted; the broker, the channel layer and worker heartbeats
+    share that Redis database, so ``cache.clear()`` (FLUSHDB) is not an option.
+    """
+    import redis
+    from django.conf import settings
+
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    if not prefix:
+        return
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.ConnectionError:
+        pass  # tests that need Redis fail on their own, naming it
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings():
+    """One test database per pytest run, so two runs on one server do not drop each other's."""
+    from django.conf import settings
+
+    default = settings.DATABASES["default"]
+    default.setdefault("TEST", {})["NAME"] = f"test_{default['NAME']}_{os.getpid()}"

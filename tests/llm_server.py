@@ -203,6 +203,8 @@ def _check_response_format(response_format: Any) -> list[str]:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeLlmServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the body waits ~40 ms for an ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep pytest output clean

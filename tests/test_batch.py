@@ -50,14 +50,14 @@ def wait_done(client, url, timeout=180, until=("done", "failed")):
     raise AssertionError(f"still {body['status']} after {timeout} s: {body}")
 
 
-def test_upload_is_transcribed_with_keywords(client, stt_worker, keyword_worker, eval_clip):
+def test_upload_is_transcribed_with_keywords(owner_client, stt_worker, keyword_worker, eval_clip):
     path, entry = eval_clip("ko_zeroth_104_003_0253")
-    response = upload(client, path)
+    response = upload(owner_client, path)
     assert response.status_code == 202, response.content
     body = response.json()
     assert body["status"] == "queued"
     assert response["Location"] == body["url"]
-    done = wait_done(client, body["url"])
+    done = wait_done(owner_client, body["url"])
     assert done["status"] == "done", done
     assert done["progress"] == 1.0
     assert abs(done["duration"] - entry["duration_s"]) < 0.1
@@ -67,14 +67,14 @@ def test_upload_is_transcribed_with_keywords(client, stt_worker, keyword_worker,
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not done["keywords"]:
         time.sleep(0.5)
-        done = client.get(body["url"]).json()
+        done = owner_client.get(body["url"]).json()
     words = {k["word"] for k in done["keywords"]}
     assert {"백화점", "영화관"} & words, words
     assert all(k["backend"] == "embedded" for k in done["keywords"])
 
 
-def test_not_audio_is_refused_at_upload(client):
-    response = client.post(
+def test_not_audio_is_refused_at_upload(owner_client):
+    response = owner_client.post(
         "/api/transcripts/", {"file": io.BytesIO(b"%PDF-1.4 definitely not audio" * 50)}
     )
     assert response.status_code == 400
@@ -82,44 +82,44 @@ def test_not_audio_is_refused_at_upload(client):
     assert not Transcript.objects.exists()
 
 
-def test_missing_file_and_bad_language_are_400(client, eval_clip):
-    assert client.post("/api/transcripts/", {}).status_code == 400
+def test_missing_file_and_bad_language_are_400(owner_client, eval_clip):
+    assert owner_client.post("/api/transcripts/", {}).status_code == 400
     path, _ = eval_clip("ko_picovoice_leopard_test_ko")
-    response = upload(client, path, language="klingon")
+    response = upload(owner_client, path, language="klingon")
     assert response.status_code == 400
     assert "klingon" in response.json()["error"]
 
 
-def test_oversized_upload_is_413(client, settings, tmp_path):
+def test_oversized_upload_is_413(owner_client, settings, tmp_path):
     settings.UPLOAD_MAX_MB = 1
     big = write_wav(tmp_path / "big.wav", __import__("numpy").zeros(16000 * 40, dtype="float32"))
-    response = upload(client, big)
+    response = upload(owner_client, big)
     assert response.status_code == 413
     assert "1 MB" in response.json()["error"]
     assert not Transcript.objects.exists()
 
 
-def test_empty_and_silent_files_end_done_without_segments(client, stt_worker, tmp_path, eval_clip):
+def test_empty_and_silent_files_end_done_without_segments(owner_client, stt_worker, tmp_path, eval_clip):
     import numpy as np
 
     empty = write_wav(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32))
     silent = write_wav(tmp_path / "silent.wav", np.zeros(16000 * 5, dtype=np.float32))
     noise, _ = eval_clip("nonspeech_fireplace_cc0_30s")
     for path in (empty, silent, noise):
-        body = upload(client, path).json()
-        done = wait_done(client, body["url"])
+        body = upload(owner_client, path).json()
+        done = wait_done(owner_client, body["url"])
         assert done["status"] == "done", (path, done)
         assert done["segments"] == [], (path, done["segments"])
 
 
-def test_timestamps_follow_the_speech_on_a_long_file(client, stt_worker, tmp_path, eval_clip):
+def test_timestamps_follow_the_speech_on_a_long_file(owner_client, stt_worker, tmp_path, eval_clip):
     clips = [
         eval_clip(i)[0]
         for i in ("ko_zeroth_104_003_0019", "ko_zeroth_104_003_0294", "ko_zeroth_104_003_0193")
     ]
     path, spans = long_file_with_gaps(tmp_path / "long.wav", clips, gap_s=5.0)
-    body = upload(client, path).json()
-    done = wait_done(client, body["url"])
+    body = upload(owner_client, path).json()
+    done = wait_done(owner_client, body["url"])
     assert done["status"] == "done"
     segments = done["segments"]
     assert len(segments) >= len(spans)
@@ -138,33 +138,33 @@ def test_timestamps_follow_the_speech_on_a_long_file(client, stt_worker, tmp_pat
     assert indexes == list(range(len(segments)))
 
 
-def test_exports_parse_with_real_subtitle_parsers(client, stt_worker, eval_clip, tmp_path):
+def test_exports_parse_with_real_subtitle_parsers(owner_client, stt_worker, eval_clip, tmp_path):
     path, _ = eval_clip("ko_zeroth_104_003_0294")
-    body = upload(client, path).json()
-    done = wait_done(client, body["url"])
+    body = upload(owner_client, path).json()
+    done = wait_done(owner_client, body["url"])
     segments = done["segments"]
     assert segments
-    srt = client.get(done["exports"]["srt"])
+    srt = owner_client.get(done["exports"]["srt"])
     assert srt.status_code == 200
     assert "attachment" in srt["Content-Disposition"]
     subs = pysrt.from_string(srt.content.decode())
     assert [s.text.replace("\n", " ") for s in subs] == [s["text"] for s in segments]
     assert abs(subs[0].start.ordinal / 1000 - segments[0]["start"]) < 0.002
     vtt_path = tmp_path / "t.vtt"
-    vtt_path.write_bytes(client.get(done["exports"]["vtt"]).content)
+    vtt_path.write_bytes(owner_client.get(done["exports"]["vtt"]).content)
     captions = webvtt.read(str(vtt_path))
     assert [c.text.replace("\n", " ") for c in captions] == [s["text"] for s in segments]
     h, m, sec = captions[-1].end.split(":")
     assert abs(int(h) * 3600 + int(m) * 60 + float(sec) - segments[-1]["end"]) < 0.002
-    txt = client.get(done["exports"]["txt"]).content.decode()
+    txt = owner_client.get(done["exports"]["txt"]).content.decode()
     assert segments[0]["text"] in txt
-    data = client.get(done["exports"]["json"]).json()
+    data = owner_client.get(done["exports"]["json"]).json()
     assert [s["text"] for s in data["segments"]] == [s["text"] for s in segments]
-    assert client.get(done["url"] + "export?format=docx").status_code == 400
+    assert owner_client.get(done["url"] + "export?format=docx").status_code == 400
 
 
 def test_worker_killed_mid_file_is_redelivered_without_duplicates(
-    client, tmp_path, eval_clip, settings
+    owner_client, tmp_path, eval_clip, settings
 ):
     clips = [
         eval_clip(i)[0]
@@ -179,8 +179,8 @@ def test_worker_killed_mid_file_is_redelivered_without_duplicates(
     path, spans = long_file_with_gaps(tmp_path / "long.wav", clips, gap_s=2.0)
     # Batches of one utterance, so the first rows land long before the file is done.
     with running_worker("stt", extra_env={"STT_BATCH_SIZE": "1"}) as worker:
-        body = upload(client, path).json()
-        wait_done(client, body["url"], until=("running",))
+        body = upload(owner_client, path).json()
+        wait_done(owner_client, body["url"], until=("running",))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             row = Transcript.objects.get(pk=body["id"])
@@ -194,7 +194,7 @@ def test_worker_killed_mid_file_is_redelivered_without_duplicates(
         assert children
         for child in children:
             os.kill(child.pid, signal.SIGKILL)
-        done = wait_done(client, body["url"], timeout=300)
+        done = wait_done(owner_client, body["url"], timeout=300)
     assert done["status"] == "done", done
     segments = done["segments"]
     assert len(segments) > before

@@ -7,8 +7,9 @@ import pytest
 
 from bench.cer import cer
 from tests.audio_files import write_wav
-from tests.browser import chromium
+from tests.browser import chromium, off_loop, sign_in
 from tests.celery_workers import running_worker
+from tests.factories import PASSWORD, make_user
 from tests.servers import running_web
 from transcription.audio import decode_audio
 from transcription.models import Segment, Transcript
@@ -21,17 +22,24 @@ def test_live_page_transcribes_the_microphone(eval_clip, tmp_path):
     speech = decode_audio(path)
     silence = np.zeros(16000 * 3, dtype=np.float32)
     # Chromium plays this file as the microphone; silence after the speech ends the utterance.
-    mic = write_wav(tmp_path / "mic.wav", np.concatenate([silence[:8000], speech, silence, silence]))
+    mic = write_wav(
+        tmp_path / "mic.wav", np.concatenate([silence[:8000], speech, silence, silence])
+    )
     args = [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={mic}%noloop",
         "--autoplay-policy=no-user-gesture-required",
     ]
-    with running_web() as url, running_worker("stt"), running_worker(
-        "keywords", extra_env={"KEYWORD_BACKEND": "embedded"}
-    ), chromium(args) as browser:
+    user = make_user("speaker")  # before Playwright starts its event loop in this thread
+    with (
+        running_web() as url,
+        running_worker("stt"),
+        running_worker("keywords", extra_env={"KEYWORD_BACKEND": "embedded"}),
+        chromium(args) as browser,
+    ):
         page = browser.new_page()
+        sign_in(page, url, user.username, PASSWORD)
         page.goto(url + "/")
         page.click("#start")
         page.wait_for_selector("#conn[data-state=connected]", timeout=20_000)
@@ -39,7 +47,9 @@ def test_live_page_transcribes_the_microphone(eval_clip, tmp_path):
         text = page.locator("#transcript .line.final").first.inner_text()
         assert cer(entry["reference"], text, numerals=True) < 0.35, text
         page.wait_for_selector(".keyword-card", timeout=30_000)
-        categories = page.locator(".keyword-card").evaluate_all("cards => cards.map(c => c.dataset.category)")
+        categories = page.locator(".keyword-card").evaluate_all(
+            "cards => cards.map(c => c.dataset.category)"
+        )
         assert set(categories) <= {"인물", "장소", "회사", "기술", "제품", "장비", "서비스", "기타"}
         words = " ".join(page.locator(".keyword-card li").all_inner_texts())
         assert "백화점" in words or "영화관" in words, words
@@ -47,7 +57,14 @@ def test_live_page_transcribes_the_microphone(eval_clip, tmp_path):
         page.click("#stop")
         page.wait_for_selector("#conn[data-state=stopped]", timeout=30_000)
         session = page.locator("#session-link").get_attribute("href").strip("/").split("/")[-1]
-    transcript = Transcript.objects.get(pk=session)
-    assert transcript.source == "live"
-    assert Segment.objects.filter(transcript=transcript).exists()
-    assert transcript.keywords.exists()
+
+    def stored(session):
+        transcript = Transcript.objects.get(pk=session)
+        return (
+            transcript.source,
+            Segment.objects.filter(transcript=transcript).count(),
+            transcript.keywords.count(),
+        )
+
+    source, segments, keywords = off_loop(stored, session)
+    assert source == "live" and segments >= 1 and keywords >= 1

@@ -14,6 +14,7 @@ from channels.testing import WebsocketCommunicator
 from bench.cer import cer
 from sttproject.asgi import application
 from tests.celery_workers import running_worker
+from tests.conftest import session_cookie_header
 from transcription.audio import decode_audio
 from transcription.models import Segment, Transcript
 
@@ -30,6 +31,20 @@ def workers(django_db_blocker, django_db_setup):
         running_worker("keywords", extra_env={"KEYWORD_BACKEND": "embedded"}),
     ):
         yield
+
+
+HEADERS: list[tuple[bytes, bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def signed_in(transactional_db):
+    """Every socket in these tests belongs to one signed-in user."""
+    from tests.factories import make_user
+
+    user = make_user("speaker")
+    HEADERS[:] = [*ORIGIN, session_cookie_header(user)]
+    yield user
+    HEADERS.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +67,7 @@ def chunks(samples: np.ndarray, seconds: float = 0.25):
 
 
 async def connect() -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, "/ws", headers=ORIGIN)
+    communicator = WebsocketCommunicator(application, "/ws", headers=HEADERS)
     connected, _ = await communicator.connect(timeout=10)
     assert connected
     return communicator
@@ -300,9 +315,38 @@ async def test_concurrent_sessions_per_user_are_limited(settings, workers):
     settings.LIVE_MAX_SESSIONS_PER_USER = 1
     first = await connect()
     await start(first)
-    second = WebsocketCommunicator(application, "/ws", headers=ORIGIN)
+    second = WebsocketCommunicator(application, "/ws", headers=HEADERS)
     await second.connect(timeout=10)
     event = json.loads(await second.receive_from(timeout=10))
     assert event["code"] == "too_many_sessions"
     await second.disconnect()
     await first.disconnect()
+
+
+async def test_anonymous_sockets_are_refused():
+    communicator = WebsocketCommunicator(application, "/ws", headers=ORIGIN)
+    await communicator.connect(timeout=10)
+    event = json.loads(await communicator.receive_from(timeout=10))
+    assert event["code"] == "unauthorized"
+    assert (await communicator.receive_output(timeout=5))["type"] == "websocket.close"
+
+
+async def test_another_users_session_cannot_be_resumed(workers, signed_in):
+    communicator = await connect()
+    ready = await start(communicator)
+    await communicator.disconnect()
+    from tests.factories import make_user
+
+    intruder = await asyncio.to_thread(make_user, "intruder")
+    other = WebsocketCommunicator(
+        application,
+        "/ws",
+        headers=[*ORIGIN, await asyncio.to_thread(session_cookie_header, intruder)],
+    )
+    await other.connect(timeout=10)
+    await other.send_json_to(
+        {"type": "start", "resume": {"session": ready["session"], "last_seq": 0}}
+    )
+    event = json.loads(await other.receive_from(timeout=10))
+    assert event["type"] == "error" and event["code"] == "unknown_session"
+    await other.disconnect()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bench.cer import cer
-from tests.browser import chromium
+from tests.browser import chromium, sign_in
 from tests.celery_workers import running_worker
+from tests.factories import PASSWORD, make_user
 from tests.servers import running_web
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -14,6 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(trans
 
 def test_upload_page_shows_progress_then_the_transcript(eval_clip):
     path, entry = eval_clip("ko_zeroth_104_003_0294")
+    user = make_user("uploader")  # before Playwright starts its event loop in this thread
     with (
         running_web() as url,
         running_worker("stt"),
@@ -21,6 +23,7 @@ def test_upload_page_shows_progress_then_the_transcript(eval_clip):
         chromium() as browser,
     ):
         page = browser.new_page()
+        sign_in(page, url, user.username, PASSWORD)
         page.goto(url + "/upload/")
         page.set_input_files("#file-input", str(path))
         job = page.locator(".job").first
@@ -44,8 +47,10 @@ def test_upload_page_shows_progress_then_the_transcript(eval_clip):
 def test_not_audio_shows_a_clear_error(tmp_path):
     bogus = tmp_path / "notes.wav"
     bogus.write_text("these are meeting notes, not a recording\n" * 20)
+    user = make_user("uploader")  # before Playwright starts its event loop in this thread
     with running_web() as url, chromium() as browser:
         page = browser.new_page()
+        sign_in(page, url, user.username, PASSWORD)
         page.goto(url + "/upload/")
         page.set_input_files("#file-input", str(bogus))
         page.wait_for_selector(".job[data-state=failed]", timeout=30_000)

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
-from django.contrib import admin
-from django.db.models import Count
+import uuid
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
 
 from keywords.models import Keyword
 from transcription.models import Segment, Transcript
@@ -54,6 +58,85 @@ class TranscriptAdmin(admin.ModelAdmin):
     @admin.display(description="segments", ordering="_segment_count")
     def segment_count(self, obj: Transcript) -> int:
         return obj._segment_count
+
+    actions = ("rerun_keywords", "retranscribe")
+
+    @admin.action(description="Re-run keyword extraction")
+    def rerun_keywords(self, request: HttpRequest, queryset: QuerySet[Transcript]) -> None:
+        from keywords.tasks import extract_transcript_keywords
+
+        done = list(queryset.filter(status=Transcript.Status.DONE).values_list("pk", flat=True))
+        skipped = queryset.exclude(status=Transcript.Status.DONE).count()
+        for pk in done:
+            # The extractor replaces a transcript's keywords, so running it again is safe.
+            extract_transcript_keywords.delay(str(pk))
+        if done:
+            self.message_user(
+                request,
+                f"Queued keyword extraction for {len(done)} transcript(s).",
+                messages.SUCCESS,
+            )
+        if skipped:
+            self.message_user(
+                request,
+                f"Skipped {skipped} transcript(s) that are not done: keywords need the text first.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Re-transcribe (uploads with stored audio)")
+    def retranscribe(self, request: HttpRequest, queryset: QuerySet[Transcript]) -> None:
+        from transcription.tasks import transcribe
+
+        queued, no_audio, running = 0, [], []
+        for transcript in queryset:
+            if not transcript.audio:
+                # Live sessions keep no recording; there is nothing to transcribe again.
+                no_audio.append(str(transcript))
+                continue
+            if transcript.status == Transcript.Status.RUNNING:
+                # Its task is still writing segments; a second one would interleave with it.
+                running.append(str(transcript))
+                continue
+            task_id = str(uuid.uuid4())
+            with transaction.atomic():
+                # A fresh start: the pipeline resumes after processed_s and the last segment
+                # index, so both go back to zero along with the old rows.
+                Keyword.objects.filter(transcript=transcript).delete()
+                Segment.objects.filter(transcript=transcript).delete()
+                Transcript.objects.filter(pk=transcript.pk).update(
+                    status=Transcript.Status.QUEUED,
+                    progress=0.0,
+                    processed_s=0.0,
+                    error="",
+                    task_id=task_id,
+                    started_at=None,
+                    finished_at=None,
+                )
+                # Queued only once the reset is committed, or the worker could find the old row.
+                transaction.on_commit(
+                    lambda pk=str(transcript.pk), task_id=task_id: transcribe.apply_async(
+                        args=[pk], task_id=task_id
+                    )
+                )
+            queued += 1
+        if queued:
+            self.message_user(
+                request, f"Queued re-transcription of {queued} transcript(s).", messages.SUCCESS
+            )
+        if no_audio:
+            self.message_user(
+                request,
+                f"Skipped {len(no_audio)} transcript(s) without stored audio (live sessions): "
+                + ", ".join(no_audio[:10]),
+                messages.WARNING,
+            )
+        if running:
+            self.message_user(
+                request,
+                f"Skipped {len(running)} transcript(s) still being transcribed: "
+                + ", ".join(running[:10]),
+                messages.WARNING,
+            )
 
 
 @admin.register(Segment)

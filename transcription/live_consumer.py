@@ -20,10 +20,12 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Max
 from django.utils import timezone
 
 from transcription import live_events
+from transcription.access import may_see
 from transcription.api import WHISPER_LANGUAGES
 from transcription.endpointing import (
     Endpointer,
@@ -134,8 +136,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.last_latency: float | None = None
         self.last_queue_wait: float | None = None
         self.legacy_held: dict[int, tuple[dict, asyncio.TimerHandle]] = {}
-        self.session_key = _session_key(self.scope)
+        self.session_key = None
         await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.send_json(
+                {"type": "error", "code": "unauthorized", "message": "sign in first"}
+            )
+            await self.close(code=4401)
+            return
+        self.session_key = _session_key(self.scope)
         allowed = await asyncio.to_thread(
             _register, self.session_key, self.channel_name, settings.LIVE_MAX_SESSIONS_PER_USER
         )
@@ -253,13 +263,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     def _reopen(self, session: str, user) -> tuple[float, int] | None:
         try:
             transcript = Transcript.objects.get(pk=session, source=Transcript.Source.LIVE)
-        except (Transcript.DoesNotExist, ValueError, Exception):  # noqa: BLE001 - bad uuid too
+        except (Transcript.DoesNotExist, ValueError, ValidationError):  # a malformed id too
             return None
-        if transcript.owner_id is not None and not (
-            user is not None
-            and user.is_authenticated
-            and (user.is_staff or user.pk == transcript.owner_id)
-        ):
+        if not may_see(user, transcript):
             return None
         Transcript.objects.filter(pk=session).update(
             status=Transcript.Status.RUNNING, finished_at=None

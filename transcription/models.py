@@ -3,8 +3,11 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.urls import reverse
+
+from transcription.search import SearchDocumentField, SegmentManager
 
 
 class Transcript(models.Model):
@@ -80,9 +83,15 @@ class Segment(models.Model):
     words = models.JSONField(
         null=True, blank=True, help_text='Optional [{"word", "start", "end", "probability"}]'
     )
+    # Search (transcription/search.py): the Hangul bigrams and Latin words of ``text`` as a
+    # tsvector, computed in Python on every save; GIN-indexed.
+    search_vector = SearchDocumentField(source="text")
+
+    objects = SegmentManager()
 
     class Meta:
         ordering = ["transcript", "index"]
+        indexes = [GinIndex(fields=["search_vector"], name="segment_search_vector")]
         constraints = [
             # Retried tasks rewrite the same index instead of adding a duplicate.
             models.UniqueConstraint(fields=["transcript", "index"], name="segment_unique_index"),
@@ -93,3 +102,14 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.start:.2f}-{self.end:.2f}] {self.text[:60]}"
+
+    def save(self, *args, **kwargs) -> None:
+        # save(update_fields=["text"]) must rewrite the search column with the text.
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "text" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "search_vector"}
+        # Rows are loaded without it (SegmentManager), and Django saves only the loaded
+        # fields of such a row; marking it loaded lets pre_save recompute it.
+        if "search_vector" not in self.__dict__:
+            self.search_vector = ""
+        super().save(*args, **kwargs)

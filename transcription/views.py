@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from keywords.backends import active_backend, probe_llm
 from keywords.services import summary
-from transcription.models import Transcript
+from transcription.access import visible_transcripts
 from workers.gpu import resolve_runtime
 from workers.health import platform_health, redis_client, workers_by_queue
 
@@ -48,12 +50,14 @@ def _platform_summary() -> dict:
     }
 
 
+@login_not_required
 @require_GET
 @never_cache
 def api_config(request: HttpRequest) -> JsonResponse:
     return JsonResponse(_platform_summary(), json_dumps_params={"ensure_ascii": False})
 
 
+@login_not_required
 @require_GET
 @never_cache
 def api_health(request: HttpRequest) -> JsonResponse:
@@ -96,7 +100,9 @@ def upload_page(request: HttpRequest) -> HttpResponse:
 
 
 def transcript_page(request: HttpRequest, pk) -> HttpResponse:
-    transcript = get_object_or_404(Transcript, pk=pk)
+    """A transcript: its audio (uploads only; live sessions keep none) beside the segments,
+    keywords by category, exports, rename and delete. Others' transcripts answer 404."""
+    transcript = get_object_or_404(visible_transcripts(request.user), pk=pk)
     keywords_by_category: dict[str, list[dict]] = {}
     for item in summary(transcript, limit=200):
         keywords_by_category.setdefault(item["category"], []).append(item)
@@ -108,5 +114,8 @@ def transcript_page(request: HttpRequest, pk) -> HttpResponse:
             "segments": transcript.segments.all(),
             "keywords_by_category": sorted(keywords_by_category.items()),
             "formats": ["srt", "vtt", "txt", "json"],
+            "audio_url": reverse("transcript-audio", args=[transcript.pk])
+            if transcript.audio
+            else None,
         },
     )

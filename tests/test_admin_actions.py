@@ -1,0 +1,163 @@
+"""Admin actions, run by real workers: re-transcribe an upload, re-run keyword extraction."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.test import Client
+
+from keywords.models import Backend, Category, Keyword
+from tests.celery_workers import running_worker
+from tests.factories import make_keyword, make_transcript
+from transcription.models import Transcript
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CHANGELIST = "/admin/transcription/transcript/"
+
+
+@pytest.fixture(scope="module")
+def stt_worker(django_db_blocker, django_db_setup):
+    with django_db_blocker.unblock(), running_worker("stt") as worker:
+        yield worker
+
+
+@pytest.fixture(scope="module")
+def keyword_worker(django_db_blocker, django_db_setup):
+    with (
+        django_db_blocker.unblock(),
+        running_worker("keywords", extra_env={"KEYWORD_BACKEND": "embedded"}) as worker,
+    ):
+        yield worker
+
+
+@pytest.fixture
+def staff_client(client, cast):
+    client.force_login(cast.staff)
+    return client
+
+
+def run_action(client, action: str, *transcripts) -> list[str]:
+    response = client.post(
+        CHANGELIST,
+        {
+            "action": action,
+            "_selected_action": [str(t.pk) for t in transcripts],
+            "index": "0",
+            "select_across": "0",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    return [str(message) for message in response.context["messages"]]
+
+
+def wait_for(predicate, timeout: float = 180.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+def upload_and_wait(client, path) -> Transcript:
+    with open(path, "rb") as handle:
+        response = client.post("/api/transcripts/", {"file": handle, "language": "ko"})
+    assert response.status_code == 202, response.content
+    pk = response.json()["id"]
+    return wait_for(
+        lambda: Transcript.objects.filter(pk=pk, status=Transcript.Status.DONE).first(),
+        what="transcript done",
+    )
+
+
+def test_actions_are_offered(staff_client, cast):
+    make_transcript(cast.owner)  # the admin offers actions only over a non-empty list
+    page = staff_client.get(CHANGELIST).content.decode()
+    assert "Re-run keyword extraction" in page
+    assert "Re-transcribe" in page
+
+
+def test_retranscribe_recreates_segments_without_duplicates(
+    cast, stt_worker, eval_clip, staff_client
+):
+    owner_client = Client()
+    owner_client.force_login(cast.owner)
+    path, _ = eval_clip("ko_zeroth_104_003_0294")
+    transcript = upload_and_wait(owner_client, path)
+    before = list(transcript.segments.order_by("index").values_list("index", "text"))
+    assert before
+    first_task = transcript.task_id
+    # Something to be thrown away with the old result.
+    stale = make_keyword(transcript, "낡은키워드", Category.OTHER)
+    live = make_transcript(cast.owner, title="live-session", source=Transcript.Source.LIVE)
+
+    messages = run_action(staff_client, "retranscribe", transcript, live)
+    assert "Queued re-transcription of 1 transcript(s)." in messages
+    assert any(
+        "Skipped 1 transcript(s) without stored audio" in m and "live-session" in m
+        for m in messages
+    ), messages
+    assert not Keyword.objects.filter(pk=stale.pk).exists()
+
+    row = Transcript.objects.get(pk=transcript.pk)
+    assert row.task_id and row.task_id != first_task
+    done = wait_for(
+        lambda: Transcript.objects.filter(
+            pk=transcript.pk, status=Transcript.Status.DONE, task_id=row.task_id
+        ).first(),
+        what="re-transcription done",
+    )
+    after = list(done.segments.order_by("index").values_list("index", "text"))
+    assert after == before
+    assert [index for index, _ in after] == list(range(len(after)))
+    assert done.progress == 1.0 and done.error == ""
+    # The live transcript was left as it was.
+    assert Transcript.objects.get(pk=live.pk).segments.count() == 1
+
+
+def test_retranscribe_skips_a_running_transcript(staff_client, cast):
+    transcript = Transcript.objects.create(
+        owner=cast.owner,
+        source=Transcript.Source.UPLOAD,
+        status=Transcript.Status.RUNNING,
+        audio="audio/busy.wav",
+        title="busy",
+        task_id="t-1",
+    )
+    messages = run_action(staff_client, "retranscribe", transcript)
+    assert any("still being transcribed" in m for m in messages), messages
+    assert Transcript.objects.get(pk=transcript.pk).task_id == "t-1"
+
+
+def test_rerun_keywords_replaces_them_with_a_real_worker(staff_client, cast, keyword_worker):
+    transcript = make_transcript(
+        cast.owner,
+        texts=["삼성전자가 서울에 새 공장을 짓는다", "홍익대 교수가 자문단장으로 위촉되었다"],
+        title="news",
+    )
+    stale = make_keyword(transcript, "낡은키워드", Category.OTHER)
+    queued = make_transcript(cast.owner, title="not-yet")
+    Transcript.objects.filter(pk=queued.pk).update(status=Transcript.Status.QUEUED)
+
+    messages = run_action(staff_client, "rerun_keywords", transcript, queued)
+    assert "Queued keyword extraction for 1 transcript(s)." in messages
+    assert any("Skipped 1 transcript(s) that are not done" in m for m in messages), messages
+
+    words = wait_for(
+        lambda: set(
+            Keyword.objects.filter(transcript=transcript, backend=Backend.EMBEDDED)
+            .exclude(pk=stale.pk)
+            .values_list("word", flat=True)
+        ),
+        timeout=60,
+        what="keywords",
+    )
+    assert {"삼성전자", "서울", "홍익대"} & words, words
+    wait_for(
+        lambda: not Keyword.objects.filter(pk=stale.pk).exists(), timeout=10, what="stale gone"
+    )
+    assert not Keyword.objects.filter(transcript=queued).exists()
