@@ -99,7 +99,9 @@ def test_oversized_upload_is_413(owner_client, settings, tmp_path):
     assert not Transcript.objects.exists()
 
 
-def test_empty_and_silent_files_end_done_without_segments(owner_client, stt_worker, tmp_path, eval_clip):
+def test_empty_and_silent_files_end_done_without_segments(
+    owner_client, stt_worker, tmp_path, eval_clip
+):
     import numpy as np
 
     empty = write_wav(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32))
