@@ -629,6 +629,7 @@ def summarise_file(item: BenchFile, statistic: str) -> dict:
             segments=chosen["segments"],
             words=chosen["words"],
             text=chosen["text"],
+            disturbed=disturbed(chosen),
             disturbed_runs=sum(disturbed(r) for r in runs),
             wall_s_all=[round(r["wall_s"], 3) for r in runs],
         )
@@ -682,13 +683,13 @@ def report(summary: list[dict], paths: list[str], meta: dict) -> dict:
             f"{pct(p.get('cer_numerals')):>9} {pct(q.get('cer_numerals')):>8}  "
             f"{str(p.get('segments', '-')) + '/' + str(q.get('segments', '-')):>9} "
             f"{fmt(p.get('other_cpu_s')) + '/' + fmt(q.get('other_cpu_s')):>14}"
-            + (" *" if p.get("disturbed_runs") or q.get("disturbed_runs") else "")
+            + (" *" if p.get("disturbed") or q.get("disturbed") else "")
             + ("" if p.get("status", "done") == "done" else f"  PLATFORM {p.get('status')}")
         )
 
     add(
         "other cpu: CPU seconds used by processes outside the bench while the run was timed "
-        "(* = more than 0.25 s and 10% of the run: the time is inflated by other load)"
+        "(* = more than 0.25 s and 10% of the reported run: its time is inflated by other load)"
     )
     add("")
     add("Where the platform's time goes (seconds, from the Transcript row's timestamps):")
@@ -846,13 +847,10 @@ def report(summary: list[dict], paths: list[str], meta: dict) -> dict:
         f"{totals['nospeech_plain']['words']} word(s))",
     )
     noisy = [
-        f"{r['id']} ({path})"
-        for r in summary
-        for path in paths
-        if r.get(path, {}).get("disturbed_runs")
+        f"{r['id']} ({path})" for r in summary for path in paths if r.get(path, {}).get("disturbed")
     ]
     if noisy:
-        add(f"  NOTE  timings disturbed by other load on the machine: {', '.join(noisy)}")
+        add(f"  NOTE  reported runs inflated by other load on the machine: {', '.join(noisy)}")
     failed = [r["id"] for r in summary if r.get("platform", {}).get("status") != "done"]
     if failed:
         add(f"  FAIL  platform runs that did not end done: {failed}")

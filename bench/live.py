@@ -108,12 +108,14 @@ def _with_path(url: str, path: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=path))
 
 
-def ensure_database(database_url: str, name: str) -> tuple[str, bool]:
-    """Create ``name`` on the server of ``database_url`` unless it exists; return its URL and
-    whether it was created."""
+def ensure_database(database_url: str, name: str, *, fresh: bool = False) -> tuple[str, bool]:
+    """Create ``name`` on the server of ``database_url`` unless it exists (``fresh``: drop it
+    first); return its URL and whether it was created."""
     import psycopg
 
     with psycopg.connect(_with_path(database_url, "/postgres"), autocommit=True) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -754,6 +756,7 @@ def worker_tasks(log_text: str) -> dict[str, dict[str, float]]:
     return out
 
 
+_TASK_FAILED = re.compile(r"Task \S+\[[^\]]+\] raised unexpected: (.*)")
 _TASK_DONE = re.compile(r"Task (\S+?)\[[^\]]+\] succeeded in ([\d.]+)s")
 
 
@@ -948,6 +951,11 @@ def report(levels: list[dict], batch: dict, meta: dict) -> dict:
                 add(f"      client {client['client']}: {text!r}")
         if summary["errors"]:
             add(f"  errors: {summary['errors'][:5]}")
+        if summary["worker_failures"]:
+            add(
+                f"  stt tasks failed: {len(summary['worker_failures'])}, last: "
+                f"{summary['worker_failures'][-1]}"
+            )
     add("")
     add(
         f"Batch path (engine: Silero VAD regions + batched Whisper + filter, in-process) on the "
@@ -1146,7 +1154,9 @@ def run(args: argparse.Namespace) -> int:
     platform = None
     try:
         try:
-            os.environ["DATABASE_URL"], created = ensure_database(base_db, args.db_name)
+            os.environ["DATABASE_URL"], created = ensure_database(
+                base_db, args.db_name, fresh=args.fresh_db
+            )
         except Exception as exc:  # noqa: BLE001 - say what to do instead of a traceback
             raise SystemExit(
                 f"could not open or create database {args.db_name!r} on "
@@ -1215,7 +1225,11 @@ def run(args: argparse.Namespace) -> int:
             other = max(0.0, (machine_busy_cpu() - busy_before) - (own_cpu() - own_before))
             wall = time.time() - wall_before
             time.sleep(1)  # the worker's last log lines
-            tasks = worker_tasks(platform.log_text("stt", log_from))
+            worker_log = platform.log_text("stt", log_from)
+            tasks = worker_tasks(worker_log)
+            failures = _TASK_FAILED.findall(worker_log)
+            if failures:
+                print(f"  WARNING: {len(failures)} stt task(s) failed: {failures[-1]}", flush=True)
             clients = [analyse_client(r) for r in runs]
             for client in clients:
                 print(
@@ -1233,6 +1247,7 @@ def run(args: argparse.Namespace) -> int:
                     "other": other,
                     "wall": wall,
                     "tasks": tasks,
+                    "failures": failures,
                 }
             )
         load_after = [round(x, 2) for x in os.getloadavg()]
@@ -1283,6 +1298,7 @@ def run(args: argparse.Namespace) -> int:
                 result["level"], result["clients"], result["other"], result["wall"], result["tasks"]
             )
             summary["clients"] = result["clients"]
+            summary["worker_failures"] = result["failures"]
             summaries.append(summary)
         stream_meta = build_stream(entries, clip_audio, 0)
         meta = {
@@ -1368,6 +1384,11 @@ def main(argv: list[str] | None = None) -> int:
         "--levels", type=_levels, default=[1, 2, 4], help="concurrent clients per run (1,2,4)"
     )
     parser.add_argument("--db-name", default="stt_bench_live", help="database to use (created)")
+    parser.add_argument(
+        "--fresh-db",
+        action="store_true",
+        help="drop and recreate that database first (e.g. after a migration was rewritten)",
+    )
     parser.add_argument(
         "--redis-db", type=int, default=14, help="Redis database number for the bench's queues"
     )
