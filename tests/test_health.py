@@ -124,3 +124,22 @@ def test_status_page_lists_workers(owner_client, workers, embedded_keywords):
     assert response.status_code == 200
     page = response.content.decode()
     assert workers["stt"] in page and workers["keywords"] in page
+
+
+@pytest.mark.django_db
+def test_llm_that_answers_is_reported_everywhere(client, settings, workers):
+    from keywords import backends
+    from tests.llm_server import FakeLlmServer
+
+    backends._probe_cache.clear()
+    with FakeLlmServer(model="Qwen/Qwen2.5-7B-Instruct") as llm:
+        settings.KEYWORD_BACKEND = "vllm"
+        settings.VLLM_API_URL = llm.url
+        settings.VLLM_MODEL = "Qwen/Qwen2.5-7B-Instruct"
+        health = client.get("/api/health")
+        config = client.get("/api/config").json()
+    assert health.status_code == 200, health.json()
+    assert health.json()["checks"]["llm"]["ok"] is True
+    assert health.json()["checks"]["llm"]["backend"] == "vllm"
+    assert config["llm_enabled"] is True and config["mode"] == "llm"
+    assert config["keyword_backend_active"] == "vllm" and config["llm_available"] is True

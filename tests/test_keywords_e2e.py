@@ -1,0 +1,108 @@
+"""Keywords end to end: an upload and a live session, with the test LLM server up (vLLM
+backend) and with the LLM down (the embedded backend answers), through real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import numpy as np
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from sttproject.asgi import application
+from tests.celery_workers import running_worker
+from tests.conftest import session_cookie_header
+from tests.factories import make_user
+from tests.llm_server import FakeLlmServer, Reply
+from tests.servers import free_port
+from transcription.audio import decode_audio
+from transcription.models import Transcript
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+MODEL = "Qwen/Qwen2.5-7B-Instruct"
+CLIP = "ko_zeroth_104_003_0253"  # 백화점과 영화관 ... 테마파크 및 아파트
+LLM_ANSWER = [
+    {"word": "백화점", "category": "장소", "importance": 0.9},
+    {"word": "영화관", "category": "장소", "importance": 0.8},
+    {"word": "아파트", "category": "장소", "importance": 0.6},
+]
+
+
+def upload_and_wait_for_keywords(client, path, timeout=120) -> dict:
+    with open(path, "rb") as handle:
+        body = client.post("/api/transcripts/", {"file": handle}).json()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        detail = client.get(body["url"]).json()
+        if detail["status"] == "failed":
+            raise AssertionError(detail)
+        if detail["status"] == "done" and detail["keywords"]:
+            return detail
+        time.sleep(0.5)
+    raise AssertionError(f"no keywords within {timeout} s: {detail}")
+
+
+async def live_keywords(user, path) -> tuple[str, dict]:
+    audio = decode_audio(path)
+    audio = np.concatenate([audio, np.zeros(16000 * 2, np.float32)])
+    headers = [
+        (b"origin", b"http://localhost"),
+        await asyncio.to_thread(session_cookie_header, user),
+    ]
+    communicator = WebsocketCommunicator(application, "/ws", headers=headers)
+    assert (await communicator.connect(timeout=10))[0]
+    await communicator.send_json_to(
+        {"type": "start", "language": "ko", "sample_rate": 16000, "encoding": "f32le"}
+    )
+    session = None
+    for i in range(0, len(audio), 4000):
+        await communicator.send_to(bytes_data=audio[i : i + 4000].astype("<f4").tobytes())
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        event = json.loads(await communicator.receive_from(timeout=90))
+        if event["type"] == "ready":
+            session = event["session"]
+        if event["type"] == "keywords":
+            await communicator.disconnect()
+            return session, event
+    raise AssertionError("no keywords event")
+
+
+def stored_backends(session) -> set[str]:
+    return set(Transcript.objects.get(pk=session).keywords.values_list("backend", flat=True))
+
+
+def test_with_the_llm_up_keywords_come_from_vllm(owner_client, owner, eval_clip):
+    path, _ = eval_clip(CLIP)
+    with FakeLlmServer(model=MODEL) as llm:
+        llm.script(*[Reply.keywords(LLM_ANSWER) for _ in range(8)])
+        env = {"KEYWORD_BACKEND": "vllm", "VLLM_API_URL": llm.url, "VLLM_MODEL": MODEL}
+        with running_worker("stt"), running_worker("keywords", extra_env=env):
+            detail = upload_and_wait_for_keywords(owner_client, path)
+            session, event = asyncio.run(live_keywords(owner, path))
+        assert llm.violations == []
+        assert llm.chat_calls >= 2
+    # Upload: stored with the backend that produced them, shown by category on the page.
+    assert {k["backend"] for k in detail["keywords"]} == {"vllm"}
+    assert {"백화점", "영화관"} <= {k["word"] for k in detail["keywords"]}
+    page = owner_client.get(f"/transcripts/{detail['id']}/").content.decode()
+    assert 'data-category="장소"' in page and "백화점" in page
+    # Live: pushed as a keywords event and stored.
+    assert {"백화점", "영화관"} <= {item["word"] for item in event["items"]}
+    assert stored_backends(session) == {"vllm"}
+
+
+def test_with_the_llm_down_the_embedded_backend_answers(owner_client, eval_clip):
+    path, _ = eval_clip(CLIP)
+    user = make_user("speaker2")
+    # auto: vLLM when it answers; nothing listens on this port, so the embedded extractor answers.
+    env = {"KEYWORD_BACKEND": "auto", "VLLM_API_URL": f"http://127.0.0.1:{free_port()}/v1"}
+    with running_worker("stt"), running_worker("keywords", extra_env=env):
+        detail = upload_and_wait_for_keywords(owner_client, path)
+        session, event = asyncio.run(live_keywords(user, path))
+    assert {k["backend"] for k in detail["keywords"]} == {"embedded"}
+    assert {"백화점", "영화관"} & {k["word"] for k in detail["keywords"]}
+    assert {"백화점", "영화관"} & {item["word"] for item in event["items"]}
+    assert stored_backends(session) == {"embedded"}
