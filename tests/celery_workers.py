@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 import uuid
@@ -20,6 +21,12 @@ from django.db import connection
 
 from tests.conftest import REPO_ROOT
 from workers.heartbeat import KEY_PREFIX
+
+
+def log_text(log) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()[-5000:]
 
 
 def test_database_url() -> str:
@@ -39,6 +46,7 @@ def running_worker(queue: str, *, extra_env: dict[str, str] | None = None, timeo
         "CUDA_VISIBLE_DEVICES": "",
         **(extra_env or {}),
     }
+    log = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -62,7 +70,9 @@ def running_worker(queue: str, *, extra_env: dict[str, str] | None = None, timeo
         ],
         cwd=REPO_ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        # A file, not a pipe: nobody reads a pipe while the test runs, and a chatty process
+        # blocks once the pipe's buffer is full.
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
@@ -77,7 +87,7 @@ def running_worker(queue: str, *, extra_env: dict[str, str] | None = None, timeo
                 hostname = keys[0].removeprefix(KEY_PREFIX)
                 break
             if process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{process.stdout.read()}")
+                raise RuntimeError(f"worker exited early:\n{log_text(log)}")
             time.sleep(0.2)
         else:
             raise RuntimeError(f"worker {name} sent no heartbeat within {timeout} s")
@@ -93,3 +103,4 @@ def running_worker(queue: str, *, extra_env: dict[str, str] | None = None, timeo
                 process.wait()
         if hostname:
             client.delete(KEY_PREFIX + hostname)
+        log.close()

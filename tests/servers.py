@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 import httpx
 from django.conf import settings
 
-from tests.celery_workers import test_database_url
+from tests.celery_workers import log_text, test_database_url
 from tests.conftest import REPO_ROOT
 
 
@@ -33,6 +34,7 @@ def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
         "DEBUG": "true",  # static files straight from the source folders
         **(extra_env or {}),
     }
+    log = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -46,7 +48,9 @@ def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
         ],
         cwd=REPO_ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        # A file, not a pipe: nobody reads a pipe while the test runs, and a chatty process
+        # blocks once the pipe's buffer is full.
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
@@ -56,7 +60,7 @@ def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{process.stdout.read()}")
+                raise RuntimeError(f"daphne exited:\n{log_text(log)}")
             try:
                 httpx.get(url + "/api/config", timeout=5)
                 break
@@ -71,3 +75,4 @@ def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+        log.close()
