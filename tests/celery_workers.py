@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -46,7 +46,7 @@ def running_worker(queue: str, *, extra_env: dict[str, str] | None = None, timeo
         "CUDA_VISIBLE_DEVICES": "",
         **(extra_env or {}),
     }
-    log = tempfile.TemporaryFile(mode="w+")
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
         [
             sys.executable,

@@ -6,8 +6,8 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 
@@ -34,7 +34,7 @@ def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
         "DEBUG": "true",  # static files straight from the source folders
         **(extra_env or {}),
     }
-    log = tempfile.TemporaryFile(mode="w+")
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
         [
             sys.executable,
