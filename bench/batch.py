@@ -39,7 +39,6 @@ import platform as platform_info
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from bench.common import fmt, free_port, pct, raise_interrupt, wait_until_quiet, with_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = Path(os.environ.get("EVAL_DIR") or REPO_ROOT.parent / "shared" / "eval")
@@ -64,10 +65,6 @@ _children: list[subprocess.Popen] = []
 # --- helpers that must work before Django is set up ----------------------------------
 
 
-def _with_path(url: str, path: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=path))
-
-
 def _server(url: str, default_port: int) -> str:
     """host:port of a URL, for messages (no user name or password)."""
     parts = urlsplit(url)
@@ -77,7 +74,7 @@ def _server(url: str, default_port: int) -> str:
 def _admin_connect(database_url: str):
     import psycopg
 
-    return psycopg.connect(_with_path(database_url, "/postgres"), autocommit=True)
+    return psycopg.connect(with_path(database_url, "/postgres"), autocommit=True)
 
 
 def recreate_database(database_url: str, name: str) -> str:
@@ -85,7 +82,7 @@ def recreate_database(database_url: str, name: str) -> str:
     with _admin_connect(database_url) as conn:
         _drop(conn, name)
         conn.execute(f'CREATE DATABASE "{name}"')
-    return _with_path(database_url, "/" + name)
+    return with_path(database_url, "/" + name)
 
 
 def drop_database(database_url: str, name: str) -> None:
@@ -98,12 +95,6 @@ def _drop(conn, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     except Exception:  # noqa: BLE001 - PostgreSQL before 13 has no FORCE
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_process(args: list[str], log_path: Path) -> subprocess.Popen:
@@ -148,10 +139,6 @@ def log_tail(process: subprocess.Popen, chars: int = 3000) -> str:
         return Path(process.log_path).read_text(errors="replace")[-chars:]
     except OSError:
         return "(no log)"
-
-
-def _raise_interrupt(signum, _frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 # --- what is measured ----------------------------------------------------------------
@@ -217,18 +204,6 @@ def busy_cpu() -> float:
 def own_cpu() -> float:
     """CPU seconds of this process and every process it started (daphne, the worker)."""
     return self_cpu() + cpu_seconds([p.pid for p in _children])
-
-
-def wait_until_quiet(max_wait_s: float, busy_share: float = 0.25) -> float:
-    """Wait (up to ``max_wait_s``) until the machine is mostly idle: other people's test runs
-    on a shared machine would otherwise be timed as part of ours. Returns seconds waited."""
-    import psutil
-
-    started = time.monotonic()
-    while time.monotonic() - started < max_wait_s:
-        if psutil.cpu_percent(interval=0.5) < busy_share * 100:
-            break
-    return time.monotonic() - started
 
 
 # --- stage timing of the in-process paths ------------------------------------------------
@@ -641,16 +616,6 @@ def summarise_file(item: BenchFile, statistic: str) -> dict:
     return out
 
 
-def fmt(value, spec: str = ".2f", missing: str = "-") -> str:
-    if value is None:
-        return missing
-    return format(value, spec)
-
-
-def pct(value) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
 def report(summary: list[dict], paths: list[str], meta: dict) -> dict:
     lines: list[str] = []
     add = lines.append
@@ -864,7 +829,7 @@ def run(args: argparse.Namespace) -> int:
 
     base_db = os.environ.get("DATABASE_URL") or embedded_database_url()
     base_redis = os.environ.get("REDIS_URL") or embedded_redis_url()
-    redis_url = _with_path(base_redis, f"/{args.redis_db}")
+    redis_url = with_path(base_redis, f"/{args.redis_db}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     # The model and the secret key stay where the platform keeps them; uploads go to the
     # temporary data folder, not into the platform's media.
@@ -1065,8 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGHUP, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    signal.signal(signal.SIGHUP, raise_interrupt)
     try:
         return run(args)
     finally:

@@ -72,9 +72,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
+
+from bench.common import fmt, free_port, pct, raise_interrupt, wait_until_quiet, with_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = Path(os.environ.get("EVAL_DIR") or REPO_ROOT.parent / "shared" / "eval")
@@ -104,28 +105,18 @@ _children: list[subprocess.Popen] = []
 # --- set-up helpers (no Django needed) --------------------------------------------------
 
 
-def _with_path(url: str, path: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=path))
-
-
 def ensure_database(database_url: str, name: str, *, fresh: bool = False) -> tuple[str, bool]:
     """Create ``name`` on the server of ``database_url`` unless it exists (``fresh``: drop it
     first); return its URL and whether it was created."""
     import psycopg
 
-    with psycopg.connect(_with_path(database_url, "/postgres"), autocommit=True) as conn:
+    with psycopg.connect(with_path(database_url, "/postgres"), autocommit=True) as conn:
         if fresh:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
-    return _with_path(database_url, "/" + name), not exists
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return with_path(database_url, "/" + name), not exists
 
 
 def start_process(args: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -181,10 +172,6 @@ def log_tail(path: Path, chars: int = 3000) -> str:
         return "(no log)"
 
 
-def _raise_interrupt(signum, _frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def machine_busy_cpu() -> float:
     """CPU seconds the whole machine has spent so far, idle and I/O wait excluded."""
     import psutil
@@ -204,17 +191,6 @@ def own_cpu() -> float:
             times = proc.cpu_times()
             total += times.user + times.system + times.children_user + times.children_system
     return total
-
-
-def wait_until_quiet(max_wait_s: float, busy_share: float = 0.25) -> float:
-    """Wait (up to ``max_wait_s``) for the machine to be mostly idle. Returns seconds waited."""
-    import psutil
-
-    started = time.monotonic()
-    while time.monotonic() - started < max_wait_s:
-        if psutil.cpu_percent(interval=0.5) < busy_share * 100:
-            break
-    return time.monotonic() - started
 
 
 # --- the streams ------------------------------------------------------------------------
@@ -738,14 +714,6 @@ def batch_path(entries: list[dict], audio: dict[str, np.ndarray]) -> dict:
 # --- the report ---------------------------------------------------------------------------
 
 
-def fmt(value, spec: str = ".2f", missing: str = "-") -> str:
-    return missing if value is None else format(value, spec)
-
-
-def pct(value) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
 def worker_tasks(log_text: str) -> dict[str, dict[str, float]]:
     """Tasks the stt worker finished, per task name: how many and their total seconds."""
     out: dict[str, dict[str, float]] = {}
@@ -1136,7 +1104,7 @@ def run(args: argparse.Namespace) -> int:
 
     base_db = os.environ.get("DATABASE_URL") or embedded_database_url()
     base_redis = os.environ.get("REDIS_URL") or embedded_redis_url()
-    redis_url = _with_path(base_redis, f"/{args.redis_db}")
+    redis_url = with_path(base_redis, f"/{args.redis_db}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-live-"))
     os.environ.setdefault("WHISPER_MODEL", str(data_dir() / "models" / "whisper-base"))
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
@@ -1160,7 +1128,7 @@ def run(args: argparse.Namespace) -> int:
         except Exception as exc:  # noqa: BLE001 - say what to do instead of a traceback
             raise SystemExit(
                 f"could not open or create database {args.db_name!r} on "
-                f"{_with_path(base_db, '')}: {exc}\nrun `make bench-live`, or set DATABASE_URL "
+                f"{with_path(base_db, '')}: {exc}\nrun `make bench-live`, or set DATABASE_URL "
                 "to a server where you may create databases"
             ) from exc
         import django
@@ -1175,7 +1143,7 @@ def run(args: argparse.Namespace) -> int:
         if not Path(settings.WHISPER_MODEL).exists():
             raise SystemExit(f"no model at {settings.WHISPER_MODEL}; run `make model`")
         print(
-            f"database {args.db_name} on {_with_path(base_db, '')} "
+            f"database {args.db_name} on {with_path(base_db, '')} "
             f"({'created' if created else 'exists'}; migrating)"
         )
         call_command("migrate", verbosity=0, interactive=False)
@@ -1417,8 +1385,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", help="JSON file (default bench/results/live-<time>.json)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGHUP, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    signal.signal(signal.SIGHUP, raise_interrupt)
     return run(args)
 
 
