@@ -46,6 +46,7 @@ from transcription.notify import group_name
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 2.0
+PARTIAL_ANSWER_WAIT_S = 3.0
 # How long a final waits for its keywords before the original client gets it without them.
 LEGACY_KEYWORD_WAIT_S = 3.0
 
@@ -129,6 +130,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.next_utterance = 0
         self.utterance_ids: dict[Any, int] = {}
         self.partial_counts: dict[int, int] = {}
+        # When the last partial request went out and has not been answered: one at a time,
+        # so that interim text never queues up in front of finals on a busy worker.
+        self.partial_inflight_since: float | None = None
         self.pending: dict[
             int, tuple[float, float]
         ] = {}  # utterance -> (seconds of audio, sent at)
@@ -288,6 +292,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if isinstance(event, SpeechStarted):
                 await self._emit({"type": "speech_started", "at": round(self.offset + event.at, 3)})
             elif isinstance(event, Partial):
+                if self._partial_busy():
+                    continue
+                self.partial_inflight_since = time.monotonic()
                 index = self._index(event.utterance_id)
                 count = self.partial_counts.get(index, 0) + 1
                 self.partial_counts[index] = count
@@ -364,8 +371,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, ensure_ascii=False))
 
+    def _partial_busy(self) -> bool:
+        # A request the worker skipped as stale never answers; after a while, ask again.
+        since = self.partial_inflight_since
+        return since is not None and time.monotonic() - since < PARTIAL_ANSWER_WAIT_S
+
     async def transcript_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
+        if event.get("type") in ("partial", "final"):
+            self.partial_inflight_since = None
         if event.get("type") == "final":
             sent = self.pending.pop(event.get("utterance"), None)
             if sent is not None:
