@@ -105,3 +105,22 @@ def django_db_modify_db_settings():
 
     default = settings.DATABASES["default"]
     default.setdefault("TEST", {})["NAME"] = f"test_{default['NAME']}_{os.getpid()}"
+
+
+@pytest.fixture(scope="module")
+def stt_worker(django_db_blocker, django_db_setup):
+    """A real Celery worker on queue stt, for the tests of one module."""
+    from tests.celery_workers import running_worker
+
+    with django_db_blocker.unblock(), running_worker("stt") as worker:
+        yield worker
+
+
+@pytest.fixture(scope="module")
+def keyword_worker(django_db_blocker, django_db_setup):
+    """A real Celery worker on queue keywords with the embedded extractor."""
+    from tests.celery_workers import running_worker
+
+    env = {"KEYWORD_BACKEND": "embedded"}
+    with django_db_blocker.unblock(), running_worker("keywords", extra_env=env) as worker:
+        yield worker

@@ -8,28 +8,12 @@ import pytest
 from django.test import Client
 
 from keywords.models import Backend, Category, Keyword
-from tests.celery_workers import running_worker
 from tests.factories import make_keyword, make_transcript
 from transcription.models import Transcript
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CHANGELIST = "/admin/transcription/transcript/"
-
-
-@pytest.fixture(scope="module")
-def stt_worker(django_db_blocker, django_db_setup):
-    with django_db_blocker.unblock(), running_worker("stt") as worker:
-        yield worker
-
-
-@pytest.fixture(scope="module")
-def keyword_worker(django_db_blocker, django_db_setup):
-    with (
-        django_db_blocker.unblock(),
-        running_worker("keywords", extra_env={"KEYWORD_BACKEND": "embedded"}) as worker,
-    ):
-        yield worker
 
 
 @pytest.fixture

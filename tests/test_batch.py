@@ -20,21 +20,6 @@ from transcription.models import Transcript
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(scope="module")
-def stt_worker(django_db_blocker, django_db_setup):
-    with django_db_blocker.unblock(), running_worker("stt") as worker:
-        yield worker
-
-
-@pytest.fixture(scope="module")
-def keyword_worker(django_db_blocker, django_db_setup):
-    with (
-        django_db_blocker.unblock(),
-        running_worker("keywords", extra_env={"KEYWORD_BACKEND": "embedded"}) as worker,
-    ):
-        yield worker
-
-
 def upload(client, path, **data):
     with open(path, "rb") as handle:
         return client.post("/api/transcripts/", {"file": handle, **data})
