@@ -29,6 +29,34 @@ def log_text(log) -> str:
     return log.read()[-5000:]
 
 
+@contextmanager
+def process_group(command: list[str], env: dict[str, str], stop_timeout: float = 20.0):
+    """Run ``command`` in a session of its own with its output in a temporary file; on exit,
+    stop the whole group (SIGTERM, then SIGKILL) so no pool child outlives the test."""
+    with tempfile.TemporaryFile(mode="w+") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            # A file, not a pipe: nobody reads a pipe while the test runs, and a chatty
+            # process blocks once the pipe's buffer is full.
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            yield process, log
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=stop_timeout)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
 def test_database_url() -> str:
     db = connection.settings_dict
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
@@ -46,61 +74,43 @@ def running_worker(queue: str, *, extra_env: dict[str, str] | None = None, timeo
         "CUDA_VISIBLE_DEVICES": "",
         **(extra_env or {}),
     }
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in the finally below
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "sttproject",
-            "worker",
-            "-Q",
-            queue,
-            "-n",
-            f"{name}@%h",
-            "--concurrency",
-            "1",
-            "--pool",
-            "prefork",
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        # A file, not a pipe: nobody reads a pipe while the test runs, and a chatty process
-        # blocks once the pipe's buffer is full.
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    hostname = None
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            keys = [k.decode() for k in client.scan_iter(match=f"{KEY_PREFIX}{name}@*")]
-            if keys:
-                hostname = keys[0].removeprefix(KEY_PREFIX)
-                break
-            if process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{log_text(log)}")
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"worker {name} sent no heartbeat within {timeout} s")
-        process.hostname = hostname
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        if hostname:
-            client.delete(KEY_PREFIX + hostname)
-        log.close()
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "sttproject",
+        "worker",
+        "-Q",
+        queue,
+        "-n",
+        f"{name}@%h",
+        "--concurrency",
+        "1",
+        "--pool",
+        "prefork",
+        "--loglevel",
+        "INFO",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    with process_group(command, env) as (process, log):
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        hostname = None
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                keys = [k.decode() for k in client.scan_iter(match=f"{KEY_PREFIX}{name}@*")]
+                if keys:
+                    hostname = keys[0].removeprefix(KEY_PREFIX)
+                    break
+                if process.poll() is not None:
+                    raise RuntimeError(f"worker exited early:\n{log_text(log)}")
+                time.sleep(0.2)
+            else:
+                raise RuntimeError(f"worker {name} sent no heartbeat within {timeout} s")
+            process.hostname = hostname
+            yield process
+        finally:
+            if hostname:
+                client.delete(KEY_PREFIX + hostname)

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 
 import httpx
 from django.conf import settings
 
-from tests.celery_workers import log_text, test_database_url
-from tests.conftest import REPO_ROOT
+from tests.celery_workers import log_text, process_group, test_database_url
 
 
 def free_port() -> int:
@@ -34,29 +30,18 @@ def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
         "DEBUG": "true",  # static files straight from the source folders
         **(extra_env or {}),
     }
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in the finally below
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "sttproject.asgi:application",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        # A file, not a pipe: nobody reads a pipe while the test runs, and a chatty process
-        # blocks once the pipe's buffer is full.
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "sttproject.asgi:application",
+    ]
     url = f"http://127.0.0.1:{port}"
-    try:
+    with process_group(command, env, stop_timeout=15) as (process, log):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -69,10 +54,3 @@ def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
         else:
             raise RuntimeError("daphne did not answer")
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import redis
 from django.db import connection
 
 from tests.celery_workers import running_worker
+from tests.servers import free_port
 from workers.heartbeat import KEY_PREFIX
 
 ORIGINAL_KEYS = {"status", "device", "gpu", "mode", "llm_enabled"}
-
-
-def _dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +27,7 @@ def workers(django_db_blocker):
 def embedded_keywords(settings):
     # No LLM runs here; with the embedded backend a dead LLM must not fail health.
     settings.KEYWORD_BACKEND = "auto"
-    settings.VLLM_API_URL = f"http://127.0.0.1:{_dead_port()}/v1"
+    settings.VLLM_API_URL = f"http://127.0.0.1:{free_port()}/v1"
 
 
 @pytest.mark.django_db
@@ -55,7 +48,7 @@ def test_healthy_platform_answers_200_with_each_queue(client, workers, embedded_
 
 @pytest.mark.django_db
 def test_redis_down_is_503_naming_redis(client, settings, workers, embedded_keywords):
-    settings.REDIS_URL = f"redis://127.0.0.1:{_dead_port()}/0"
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     response = client.get("/api/health")
     body = response.json()
     assert response.status_code == 503
@@ -70,7 +63,7 @@ def test_redis_down_is_503_naming_redis(client, settings, workers, embedded_keyw
 def test_database_down_is_503_naming_the_database(client, workers, embedded_keywords):
     original = connection.settings_dict
     connection.close()
-    connection.settings_dict = {**original, "PORT": str(_dead_port())}
+    connection.settings_dict = {**original, "PORT": str(free_port())}
     try:
         response = client.get("/api/health")
     finally:
@@ -97,7 +90,7 @@ def test_no_worker_on_a_queue_is_503_naming_the_queue(client, settings, embedded
 @pytest.mark.django_db
 def test_required_llm_down_is_503_naming_the_llm(client, settings, workers):
     settings.KEYWORD_BACKEND = "vllm"
-    settings.VLLM_API_URL = f"http://127.0.0.1:{_dead_port()}/v1"
+    settings.VLLM_API_URL = f"http://127.0.0.1:{free_port()}/v1"
     response = client.get("/api/health")
     body = response.json()
     assert response.status_code == 503

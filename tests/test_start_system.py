@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -20,20 +19,15 @@ import psutil
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Platform:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.ports = {name: _free_port() for name in ("web", "flower", "pg", "redis")}
+        self.ports = {name: free_port() for name in ("web", "flower", "pg", "redis")}
         self.lines: list[str] = []
         self.process: subprocess.Popen | None = None
 
@@ -54,7 +48,7 @@ class Platform:
             KEYWORD_WORKER_CONCURRENCY="1",
             STT_GPUS="none",
             # A port nothing listens on: no LLM here, the embedded keyword backend answers.
-            VLLM_API_URL=f"http://127.0.0.1:{_free_port()}/v1",
+            VLLM_API_URL=f"http://127.0.0.1:{free_port()}/v1",
         )
         return env
 

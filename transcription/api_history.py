@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from keywords.models import Category, Keyword
 from transcription.access import visible_transcripts
 from transcription.models import Segment, Transcript
+from transcription.pipeline import segment_payload
 from transcription.search import (
     PageNotFound,
     QuerySetResults,
@@ -240,11 +241,7 @@ def hit_payload(segment: Segment, terms: list[Term]) -> dict[str, Any]:
     escaped HTML with ``<mark>`` (safe to insert as HTML)."""
     spans = match_spans(segment.text, terms)
     return {
-        "id": segment.pk,
-        "index": segment.index,
-        "start": segment.start,
-        "end": segment.end,
-        "text": segment.text,
+        **segment_payload(segment),
         "spans": [list(span) for span in spans],
         "highlighted": str(highlight(segment.text, terms, spans)),
     }
