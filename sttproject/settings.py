@@ -164,6 +164,10 @@ WHISPER_BEAM_SIZE = envint("WHISPER_BEAM_SIZE", 5, minimum=1, maximum=20)
 WHISPER_CPU_THREADS = envint("WHISPER_CPU_THREADS", 0, minimum=0)
 # Utterances decoded together; 0 picks 8 on a GPU and 4 on the CPU.
 STT_BATCH_SIZE = envint("STT_BATCH_SIZE", 0, minimum=0, maximum=64)
+# Consecutive utterances share a Whisper window of up to this many seconds (the encoder
+# always works on 30 s, so packing short utterances saves most of its work); 0 decodes
+# every utterance in a window of its own.
+STT_PACK_WINDOW_S = envfloat("STT_PACK_WINDOW_S", 28.0, minimum=0.0, maximum=29.0)
 # A transcription task is stopped after this long (soft limit; the hard limit is 60 s later).
 STT_TASK_TIME_LIMIT_S = envint("STT_TASK_TIME_LIMIT_S", 3 * 3600, minimum=60)
 DEFAULT_LANGUAGE = envstr("DEFAULT_LANGUAGE", "ko")

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.conftest import REPO_ROOT
-from workers.heartbeat import KEY_PREFIX
+from workers.heartbeat import KEY_PREFIX, online_workers
 
 
 def log_text(log) -> str:
@@ -55,6 +55,12 @@ def process_group(command: list[str], env: dict[str, str], stop_timeout: float =
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
+
+
+def worker_heartbeats(queue: str) -> list[dict]:
+    """The workers on ``queue`` that are online in this test run's Redis."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    return [record for record in online_workers(client) if queue in record["queues"]]
 
 
 def test_database_url() -> str:
@@ -110,6 +116,7 @@ def running_worker(queue: str, *, extra_env: dict[str, str] | None = None, timeo
             else:
                 raise RuntimeError(f"worker {name} sent no heartbeat within {timeout} s")
             process.hostname = hostname
+            process.log = log
             yield process
         finally:
             if hostname:

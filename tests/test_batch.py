@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
-import signal
 import time
 
-import psutil
 import pysrt
 import pytest
 import webvtt
 
 from bench.cer import cer
 from tests.audio_files import long_file_with_gaps, write_wav
-from tests.celery_workers import running_worker
 from transcription.models import Transcript
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -148,47 +144,3 @@ def test_exports_parse_with_real_subtitle_parsers(owner_client, stt_worker, eval
     data = owner_client.get(done["exports"]["json"]).json()
     assert [s["text"] for s in data["segments"]] == [s["text"] for s in segments]
     assert owner_client.get(done["url"] + "export?format=docx").status_code == 400
-
-
-def test_worker_killed_mid_file_is_redelivered_without_duplicates(
-    owner_client, tmp_path, eval_clip, settings
-):
-    clips = [
-        eval_clip(i)[0]
-        for i in (
-            "ko_zeroth_104_003_0019",
-            "ko_zeroth_104_003_0193",
-            "ko_zeroth_104_003_0253",
-            "ko_zeroth_104_003_0280",
-            "ko_zeroth_104_003_0294",
-        )
-    ] * 2
-    path, spans = long_file_with_gaps(tmp_path / "long.wav", clips, gap_s=2.0)
-    # Batches of one utterance, so the first rows land long before the file is done.
-    with running_worker("stt", extra_env={"STT_BATCH_SIZE": "1"}) as worker:
-        body = upload(owner_client, path).json()
-        wait_done(owner_client, body["url"], until=("running",))
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            row = Transcript.objects.get(pk=body["id"])
-            if row.segments.exists():
-                break
-            time.sleep(0.2)
-        assert row.status == "running" and row.progress < 1.0
-        before = row.segments.count()
-        # Kill the pool process that runs the task, as an OOM kill or a crash would.
-        children = psutil.Process(worker.pid).children(recursive=True)
-        assert children
-        for child in children:
-            os.kill(child.pid, signal.SIGKILL)
-        done = wait_done(owner_client, body["url"], timeout=300)
-    assert done["status"] == "done", done
-    segments = done["segments"]
-    assert len(segments) > before
-    assert [s["index"] for s in segments] == list(range(len(segments)))
-    starts = [s["start"] for s in segments]
-    assert starts == sorted(starts) and len(set(starts)) == len(starts), "duplicated segments"
-    covered = [
-        span for span in spans if any(span[0] - 0.5 <= s["start"] <= span[1] for s in segments)
-    ]
-    assert len(covered) == len(spans)

@@ -145,56 +145,200 @@ def detect_language(audio: np.ndarray, regions: Sequence[tuple[float, float]]) -
     return language
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one utterance sits in a packed window: ``start``/``end`` in the window's audio."""
+
+    region: tuple[float, float]
+    start: float
+    end: float
+
+
+def pack_regions(
+    regions: Sequence[tuple[float, float]], window_s: float, gap_s: float
+) -> list[list[tuple[float, float]]]:
+    """Group consecutive utterances into windows of at most ``window_s`` seconds of audio,
+    ``gap_s`` of silence between two utterances. An utterance longer than a window gets
+    one of its own; ``window_s`` 0 puts every utterance in its own window."""
+    windows: list[list[tuple[float, float]]] = []
+    current: list[tuple[float, float]] = []
+    length = 0.0
+    for region in regions:
+        duration = region[1] - region[0]
+        if current and (window_s <= 0 or length + gap_s + duration > window_s):
+            windows.append(current)
+            current, length = [], 0.0
+        length += (gap_s if current else 0.0) + duration
+        current.append(region)
+    if current:
+        windows.append(current)
+    return windows
+
+
+def _window_audio(
+    audio: np.ndarray, window: Sequence[tuple[float, float]], gap_s: float
+) -> tuple[np.ndarray, list[Placement]]:
+    gap = np.zeros(int(round(gap_s * SAMPLE_RATE)), dtype=np.float32)
+    pieces, placements, position = [], [], 0
+    for start, end in window:
+        if pieces:
+            pieces.append(gap)
+            position += gap.size
+        piece = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+        pieces.append(piece)
+        placements.append(
+            Placement((start, end), position / SAMPLE_RATE, (position + piece.size) / SAMPLE_RATE)
+        )
+        position += piece.size
+    return np.concatenate(pieces).astype(np.float32, copy=False), placements
+
+
+def _result(segment, start: float, end: float) -> SegmentResult:
+    return SegmentResult(
+        start=round(start, 3),
+        end=round(max(end, start), 3),
+        text=segment.text.strip(),
+        avg_logprob=segment.avg_logprob,
+        no_speech_prob=segment.no_speech_prob,
+        compression_ratio=segment.compression_ratio,
+    )
+
+
+def _decode(audio: np.ndarray, clips: list[dict], language: str, size: int) -> list:
+    segments, _info = _pipeline.transcribe(
+        audio,
+        language=language,
+        clip_timestamps=clips,
+        vad_filter=False,
+        batch_size=size,
+        beam_size=settings.WHISPER_BEAM_SIZE,
+        # Sub-segments inside an utterance make subtitle-sized lines, and their
+        # timestamps tell which utterance of a packed window a line belongs to.
+        without_timestamps=False,
+    )
+    return list(segments)
+
+
+def _letters(text: str) -> int:
+    return sum(1 for char in text if char.isalnum())
+
+
+def _assign(segments, placements: Sequence[Placement]) -> tuple[dict, set]:
+    """Sort a window's segments to the utterances they cover. Returns the segments per
+    utterance and the utterances that cannot be trusted: a segment straddling two of them
+    (its line would span the silence between them)."""
+    by_region: dict[tuple[float, float], list] = {p.region: [] for p in placements}
+    suspect: set[tuple[float, float]] = set()
+    for segment in segments:
+        overlaps = sorted(
+            ((min(p.end, segment.end) - max(p.start, segment.start), p) for p in placements),
+            key=lambda item: item[0],
+            reverse=True,
+        )
+        best_overlap, best = overlaps[0]
+        if best_overlap <= 0:
+            # A line in the silence between utterances: the nearest one owns it.
+            best = min(
+                placements,
+                key=lambda p: min(abs(segment.start - p.end), abs(segment.end - p.start)),
+            )
+        elif len(overlaps) > 1 and overlaps[1][0] > STRADDLE_S:
+            suspect.update(p.region for _overlap, p in overlaps if _overlap > STRADDLE_S)
+        by_region[best.region].append(segment)
+    return by_region, suspect
+
+
+def _truncated(by_region: dict, placements: Sequence[Placement]) -> set:
+    """Utterances whose text is missing or much shorter than the rest of the batch speaks:
+    Whisper sometimes ends a packed window early and drops what follows."""
+    rates = {
+        p.region: _letters("".join(s.text for s in by_region[p.region])) / (p.end - p.start)
+        for p in placements
+    }
+    spoken = sorted(rate for rate in rates.values() if rate > 0)
+    if not spoken:
+        return set()
+    reference = float(np.median(spoken)) if len(spoken) >= 3 else spoken[-1]
+    suspect = set()
+    for p in placements:
+        duration = p.end - p.start
+        missing = not by_region[p.region] and duration >= 0.5
+        short = duration >= 1.5 and rates[p.region] < TRUNCATED_RATE_SHARE * reference
+        if missing or short:
+            suspect.add(p.region)
+    return suspect
+
+
+# Packing: utterances share 30 s encoder windows (the encoder is most of the CPU cost),
+# separated by enough silence for Whisper to start a new line at each.
+PACK_GAP_S = 2.0
+# A line overlapping a second utterance by more than this straddles the gap between them.
+STRADDLE_S = 0.3
+# An utterance whose letters per second fall under this share of the batch's is redone.
+TRUNCATED_RATE_SHARE = 0.6
+
+
 def transcribe_regions(
-    audio: np.ndarray,
-    regions: Sequence[tuple[float, float]],
-    language: str,
-    *,
-    word_timestamps: bool = False,
+    audio: np.ndarray, regions: Sequence[tuple[float, float]], language: str
 ) -> Iterator[BatchResult]:
-    """Transcribe utterances in batches; yield each batch's segments as soon as it is done."""
+    """Transcribe utterances in batches; yield each batch's segments as soon as it is done.
+
+    Consecutive utterances are packed into shared windows (``STT_PACK_WINDOW_S``), which
+    saves most of the encoder work on recordings of many short utterances. Every line
+    Whisper returns is placed back into the utterance it covers, so no line spans a pause.
+    An utterance whose lines cannot be placed, or whose text looks cut short, is decoded
+    again on its own, as it would be without packing.
+    """
     get_model()
     size = batch_size()
-    for first in range(0, len(regions), size):
-        group = list(regions[first : first + size])
-        clips = [{"start": start, "end": end} for start, end in group]
-        segments, _info = _pipeline.transcribe(
-            audio,
-            language=language,
-            clip_timestamps=clips,
-            vad_filter=False,
-            batch_size=size,
-            beam_size=settings.WHISPER_BEAM_SIZE,
-            # Sub-segments inside an utterance make subtitle-sized lines; they stay inside
-            # the utterance, so they cannot cross a pause either.
-            without_timestamps=False,
-            word_timestamps=word_timestamps,
-        )
-        results = []
-        for segment in segments:
-            start, end = _clamp(segment.start, segment.end, group)
-            results.append(
-                SegmentResult(
-                    start=start,
-                    end=end,
-                    text=segment.text.strip(),
-                    avg_logprob=segment.avg_logprob,
-                    no_speech_prob=segment.no_speech_prob,
-                    compression_ratio=segment.compression_ratio,
-                    words=[
-                        {
-                            "word": w.word,
-                            "start": w.start,
-                            "end": w.end,
-                            "probability": w.probability,
-                        }
-                        for w in segment.words
-                    ]
-                    if segment.words
-                    else None,
-                )
+    windows = pack_regions(regions, settings.STT_PACK_WINDOW_S, PACK_GAP_S)
+    for first in range(0, len(windows), size):
+        group = windows[first : first + size]
+        pieces, clips, layouts, position = [], [], [], 0.0
+        for window in group:
+            window_audio, placements = _window_audio(audio, window, PACK_GAP_S)
+            duration = window_audio.size / SAMPLE_RATE
+            pieces.append(window_audio)
+            clips.append({"start": position, "end": position + duration})
+            layouts.append(
+                [Placement(p.region, p.start + position, p.end + position) for p in placements]
             )
-        yield BatchResult(results, processed_until=group[-1][1], regions=group)
+            position += duration
+        decoded = _decode(np.concatenate(pieces), clips, language, size)
+
+        by_region: dict[tuple[float, float], list] = {}
+        redo: set[tuple[float, float]] = set()
+        all_placements = [p for layout in layouts for p in layout]
+        for clip, layout in zip(clips, layouts, strict=True):
+            inside = [s for s in decoded if clip["start"] - 0.05 <= s.start < clip["end"]]
+            assigned, straddling = _assign(inside, layout)
+            by_region.update(assigned)
+            if len(layout) > 1:
+                redo |= straddling
+        if len(all_placements) > 1:
+            redo |= _truncated(by_region, all_placements) & {
+                p.region for layout in layouts if len(layout) > 1 for p in layout
+            }
+
+        results: list[SegmentResult] = []
+        for layout in layouts:
+            for p in layout:
+                if p.region in redo:
+                    continue
+                results.extend(_place(by_region[p.region], p))
+        redo_regions = sorted(redo)
+        for start in range(0, len(redo_regions), size):
+            alone = redo_regions[start : start + size]
+            clips = [{"start": s, "end": e} for s, e in alone]
+            for segment in _decode(audio, clips, language, size):
+                start_s, end_s = _clamp(segment.start, segment.end, alone)
+                results.append(_result(segment, start_s, end_s))
+        results.sort(key=lambda r: (r.start, r.end))
+        yield BatchResult(
+            results,
+            processed_until=group[-1][-1][1],
+            regions=list(region for window in group for region in window),
+        )
 
 
 def _clamp(start: float, end: float, group: Sequence[tuple[float, float]]) -> tuple[float, float]:
@@ -204,8 +348,25 @@ def _clamp(start: float, end: float, group: Sequence[tuple[float, float]]) -> tu
         if region_start - 0.05 <= start <= region_end:
             start = max(start, region_start)
             end = min(max(end, start), region_end)
-            return round(start, 3), round(end, 3)
-    return round(start, 3), round(max(end, start), 3)
+            return start, end
+    return start, max(end, start)
+
+
+def _place(segments: Sequence, placement: Placement) -> list[SegmentResult]:
+    """A packed utterance's lines on the recording's timeline: shifted from the window,
+    kept inside the utterance, the first starting and the last ending with it."""
+    region_start, region_end = placement.region
+    shift = region_start - placement.start
+    placed = []
+    for index, segment in enumerate(segments):
+        start = min(max(segment.start + shift, region_start), region_end)
+        end = min(max(segment.end + shift, start), region_end)
+        if index == 0:
+            start = region_start
+        if index == len(segments) - 1:
+            end = region_end
+        placed.append(_result(segment, start, end))
+    return placed
 
 
 def transcribe_clip(
