@@ -183,6 +183,9 @@ LIVE_MAX_SESSIONS_PER_USER = envint("LIVE_MAX_SESSIONS_PER_USER", 4, minimum=1, 
 # Past this many seconds of audio waiting for a worker, status events say the server is behind.
 LIVE_BACKLOG_WARN_S = envfloat("LIVE_BACKLOG_WARN_S", 10.0, minimum=1.0)
 LIVE_PARTIAL_INTERVAL_S = envfloat("LIVE_PARTIAL_INTERVAL_S", 1.0, minimum=0.3, maximum=10.0)
+# Start on an utterance's final at the pause (VAD_SPEECH_PAD_MS of silence) instead of after
+# VAD_MIN_SILENCE_MS; kept when the silence lasts, thrown away (shown as interim text) if not.
+LIVE_EARLY_FINALS = envbool("LIVE_EARLY_FINALS", True)
 
 # --- Keywords -------------------------------------------------------------------
 VLLM_API_URL = envurl("VLLM_API_URL", "http://127.0.0.1:8000/v1", ("http", "https")).rstrip("/")

@@ -16,6 +16,8 @@ from transcription.endpointing import (
     EndpointerConfig,
     Event,
     Partial,
+    Pause,
+    Resumed,
     SpeechStarted,
     Utterance,
 )
@@ -103,6 +105,7 @@ def check_invariants(events: list[Event], stream: np.ndarray) -> None:
     """What every event list must satisfy, whatever the audio."""
     started: dict[int, SpeechStarted] = {}
     finished: dict[int, Utterance] = {}
+    paused: dict[int, Pause] = {}
     previous_end = 0.0
     for event in events:
         if isinstance(event, SpeechStarted):
@@ -113,8 +116,19 @@ def check_invariants(events: list[Event], stream: np.ndarray) -> None:
             assert event.utterance_id in started and event.utterance_id not in finished
             assert event.start == started[event.utterance_id].at
             assert np.array_equal(event.audio, stream[sample(event.start) : sample(event.end)])
+        elif isinstance(event, Pause):
+            assert event.utterance_id in started and event.utterance_id not in finished
+            assert event.start == started[event.utterance_id].at < event.end
+            assert np.array_equal(event.audio, stream[sample(event.start) : sample(event.end)])
+            paused[event.utterance_id] = event
+        elif isinstance(event, Resumed):
+            assert paused.pop(event.utterance_id, None) is not None, "Resumed follows a Pause"
         else:
             assert event.utterance_id in started and event.utterance_id not in finished
+            pause = paused.pop(event.utterance_id, None)
+            if event.reason == "silence" and pause is not None:
+                # The pause announced exactly this end, so work begun on it stands.
+                assert pause.end == event.end and pause.audio.tobytes() == event.audio.tobytes()
             assert event.start == started[event.utterance_id].at
             assert event.reason in {"silence", "max_length", "flush"}
             # Utterances never overlap, and their audio is the stream's, sample for sample.
@@ -185,6 +199,29 @@ def test_three_clips_separated_by_silence_give_three_utterances(clip):
         assert abs(utterance.end - last) < 0.5, (utterance, last)
     starts = [e for e in events if isinstance(e, SpeechStarted)]
     assert [s.at for s in starts] == [u.start for u in found]
+
+
+def test_pauses_announce_the_end_a_lasting_silence_gives(clip):
+    ids = ["ko_zeroth_104_003_0019", "ko_zeroth_104_003_0193", "ko_picovoice_leopard_test_ko"]
+    stream = np.concatenate([silence(1.0)] + [p for i in ids for p in (clip(i), silence(1.5))])
+    config = EndpointerConfig(pause_events=True)
+    events = run(stream, config, sizes=random_sizes(seed=5, low=320, high=4000))
+    check_invariants(events, stream)
+    found = utterances(events)
+    assert [u.reason for u in found] == ["silence"] * 3
+    for utterance in found:
+        # Each utterance was announced by a pause with its very end, and the pause came
+        # min_silence_ms - speech_pad_ms before the utterance could be closed.
+        pauses = [
+            e for e in events if isinstance(e, Pause) and e.utterance_id == utterance.utterance_id
+        ]
+        assert pauses and pauses[-1].end == utterance.end
+    # Read speech has short pauses inside sentences: those are taken back by Resumed.
+    resumed = [e for e in events if isinstance(e, Resumed)]
+    assert len([e for e in events if isinstance(e, Pause)]) == len(found) + len(resumed)
+    # Without pause_events the events are the same, minus Pause and Resumed.
+    plain = run(stream, EndpointerConfig(), sizes=random_sizes(seed=5, low=320, high=4000))
+    assert signature(plain) == signature([e for e in events if not isinstance(e, (Pause, Resumed))])
 
 
 def test_long_speech_is_cut_at_quiet_points_below_max_length(clip):

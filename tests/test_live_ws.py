@@ -16,6 +16,7 @@ from sttproject.asgi import application
 from tests.celery_workers import running_worker
 from tests.conftest import session_cookie_header
 from transcription.audio import decode_audio
+from transcription.endpointing import Endpointer, EndpointerConfig, Resumed, Utterance
 from transcription.models import Segment, Transcript
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -224,6 +225,61 @@ async def test_resume_after_a_dropped_connection(workers, eval_clip):
     )
     assert len(texts) == 2
     assert cer(entry2["reference"], texts[1]) < 0.5
+
+
+async def test_early_finals_stand_only_when_the_pause_was_the_end(workers, eval_clip):
+    """A pause longer than the speech pad starts the final early; speech resuming before
+    the silence rule voids it, and only the real end gives a final: one, with all the text."""
+    speech, entry = clip(eval_clip, "ko_zeroth_104_003_0253", trailing_silence=0)
+    # Open a short gap at the quietest moment in the middle of the sentence ("...있고 |
+    # 테마파크..."): the VAD hears more silence than the digital gap, so take the longest
+    # gap that the endpointer announces as a pause but not as an end.
+    frames = np.sqrt(np.mean(speech[: len(speech) // 320 * 320].reshape(-1, 320) ** 2, axis=1))
+    third = len(frames) // 3
+    split = (third + int(np.argmin(frames[third : 2 * third]))) * 320
+    tail = np.zeros(int(1.5 * RATE), np.float32)
+    for gap_s in (0.3, 0.25, 0.2, 0.15, 0.1, 0.05):
+        gap = np.zeros(int(gap_s * RATE), np.float32)
+        audio = np.concatenate([speech[:split], gap, speech[split:], tail])
+        endpointer = Endpointer(EndpointerConfig.from_settings(pause_events=True))
+        cut = endpointer.feed(audio) + endpointer.flush()
+        kinds = [type(e) for e in cut]
+        if kinds.count(Utterance) == 1 and Resumed in kinds:
+            break
+    else:
+        raise AssertionError("no gap gives a pause inside one utterance")
+    communicator = await connect()
+    ready = await start(communicator)
+    await stream(communicator, audio)
+    events = await receive_until(communicator, lambda e: e["type"] == "final", timeout=90)
+    final = events[-1]
+    assert final["early"] is True, final
+    assert cer(entry["reference"], final["text"], numerals=True) < 0.3, final["text"]
+    await communicator.send_json_to({"type": "stop"})
+    events += await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=30)
+    await communicator.disconnect()
+    assert [e["type"] for e in events].count("final") == 1
+
+    def decisions():
+        import redis
+        from django.conf import settings
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = [
+            k
+            for k in client.scan_iter(match=f"live:{ready['session']}:early:*")
+            if b":wake" not in k
+        ]
+        return sorted(client.get(k).decode() for k in keys)
+
+    # The pause between the sentences (and any inside them) was voided; the one at the end
+    # became the final.
+    found = await asyncio.to_thread(decisions)
+    assert found.count("final") == 1 and found.count("void") >= 1, found
+    segments = await asyncio.to_thread(
+        lambda: list(Segment.objects.filter(transcript_id=ready["session"]))
+    )
+    assert [s.text for s in segments] == [final["text"]]
 
 
 async def test_disconnect_mid_utterance_still_stores_it(workers, eval_clip):

@@ -10,6 +10,11 @@ chunked and the work is linear in its length. It reports what it hears as events
   starts an utterance that is then taken back: there is no "cancelled" event.
 - ``Partial``: about once per ``partial_interval_s`` of ongoing speech, the utterance's audio
   so far, for interim text.
+- ``Pause`` (when ``pause_events`` is on): the speech stopped and ``speech_pad_ms`` of
+  silence has followed, so the audio the utterance will have *if the silence lasts* is
+  known; ``Resumed`` takes it back when speech starts again before ``min_silence_ms``.
+  An ``Utterance`` ending at the same ``end`` is exactly the ``Pause``'s audio, so work
+  started on it at the pause can stand as the final.
 - ``Utterance``: the finished utterance, ``reason`` "silence" (``min_silence_ms`` of silence,
   ``speech_pad_ms`` of it kept), "max_length" (cut at the quietest point of the last couple of
   seconds before ``max_utterance_s``; the rest starts the next utterance) or "flush" (the
@@ -76,6 +81,24 @@ class Partial:
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """Utterance ``utterance_id`` would end at ``end`` with this ``audio`` if the silence
+    that began lasts ``min_silence_ms``. Equality ignores ``audio``."""
+
+    utterance_id: int
+    audio: np.ndarray = field(compare=False, repr=False)
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """Speech came back after the ``Pause`` of ``utterance_id``: that end will not be it."""
+
+    utterance_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Utterance:
     """A finished utterance: ``audio`` is exactly the stream's samples from ``start`` to ``end``."""
 
@@ -90,7 +113,7 @@ class Utterance:
         return self.end - self.start
 
 
-Event = SpeechStarted | Partial | Utterance
+Event = SpeechStarted | Partial | Pause | Resumed | Utterance
 
 
 @dataclass(frozen=True)
@@ -109,6 +132,9 @@ class EndpointerConfig:
     partial_interval_s: float = 1.0
     # How far back from the max-length limit a cut may go looking for a pause.
     cut_search_s: float = 2.0
+    # Announce pauses (``Pause``/``Resumed``) so a final can be started before the silence
+    # rule has run out.
+    pause_events: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -379,6 +405,7 @@ class Endpointer:
         self._utt_start = at
         self._speech_start = at
         self._temp_end: int | None = None  # where the current run of silence began
+        self._paused_at: int | None = None  # the _temp_end a Pause was announced for
         self._end_target = at
         self._next_partial = at
         self._utt_id = 0
@@ -445,6 +472,9 @@ class Endpointer:
 
         if prob >= self._threshold:
             self._temp_end = None
+            if self._paused_at is not None:
+                events.append(Resumed(self._utt_id))
+                self._paused_at = None
         else:
             if prob < self._neg_threshold and self._temp_end is None:
                 self._temp_end = ws
@@ -462,6 +492,8 @@ class Endpointer:
                 else:
                     self._closing = True
                 return
+            if self._temp_end is not None and self._confirmed and self.config.pause_events:
+                self._maybe_pause(we, events)
         self._maybe_confirm(we, events)
         if (
             self._confirmed
@@ -481,6 +513,22 @@ class Endpointer:
             if self._next_partial <= we:
                 # Speech resumed after a pause: count the next interval from now, no burst.
                 self._next_partial = we + self._partial_every
+
+    def _maybe_pause(self, we: int, events: list[Event]) -> None:
+        if self._paused_at == self._temp_end:
+            return
+        # The end a "silence" Utterance would get (see the min_silence branch of _step).
+        end = min(self._temp_end + self._pad, self._utt_start + self._max_len)
+        if we >= end:
+            self._paused_at = self._temp_end
+            events.append(
+                Pause(
+                    self._utt_id,
+                    self._buffer.copy(self._utt_start, end),
+                    self._utt_start / self.sample_rate,
+                    end / self.sample_rate,
+                )
+            )
 
     def _maybe_confirm(self, we: int, events: list[Event]) -> None:
         if (
@@ -509,7 +557,7 @@ class Endpointer:
         )
         self._prev_end = end
         self._open = self._confirmed = self._closing = False
-        self._temp_end = None
+        self._temp_end = self._paused_at = None
 
     def _cut(self, ws: int, events: list[Event]) -> None:
         """The utterance reached max_utterance_s: end it at the quietest point before ``ws``

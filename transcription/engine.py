@@ -334,6 +334,12 @@ def transcribe_regions(
                 start_s, end_s = _clamp(segment.start, segment.end, alone)
                 results.append(_result(segment, start_s, end_s))
         results.sort(key=lambda r: (r.start, r.end))
+        log.info(
+            "decoded %d utterances in %d windows; %d decoded again alone",
+            len(all_placements),
+            len(group),
+            len(redo_regions),
+        )
         yield BatchResult(
             results,
             processed_until=group[-1][-1][1],

@@ -31,6 +31,8 @@ from transcription.endpointing import (
     Endpointer,
     EndpointerConfig,
     Partial,
+    Pause,
+    Resumed,
     SpeechStarted,
     Utterance,
 )
@@ -47,20 +49,36 @@ from transcription.notify import group_name
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 2.0
 PARTIAL_ANSWER_WAIT_S = 3.0
+# Slack on top of the silence an early final waits for: frames arrive in bursts.
+EARLY_MARGIN_S = 1.5
 # How long a final waits for its keywords before the original client gets it without them.
 LEGACY_KEYWORD_WAIT_S = 3.0
 
 
 def _dispatch_utterance(
-    transcript_id: str, index: int, start: float, end: float, audio, language: str
+    transcript_id: str,
+    index: int,
+    start: float,
+    end: float,
+    audio,
+    language: str,
+    early_key: str | None = None,
 ) -> None:
     from transcription.tasks import transcribe_utterance
 
     key = f"live:audio:{uuid.uuid4().hex}"
     live_events.put_audio(key, audio.astype("<f4").tobytes())
-    live_events.mark_latest_partial(transcript_id, f"final:{index}")
+    early = {}
+    if early_key:
+        # The worker waits this long (from now) for the silence rule to end the utterance.
+        silence_s = (settings.VAD_MIN_SILENCE_MS - settings.VAD_SPEECH_PAD_MS) / 1000
+        early = {"early_key": early_key, "early_wait_s": max(silence_s, 0.0) + EARLY_MARGIN_S}
+        # A partial still queued is older than this: the worker skips it.
+        live_events.mark_latest_partial(transcript_id, f"early:{index}")
+    else:
+        live_events.mark_latest_partial(transcript_id, f"final:{index}")
     transcribe_utterance.apply_async(
-        args=[transcript_id, index, start, end, key, language, time.time()]
+        args=[transcript_id, index, start, end, key, language, time.time()], kwargs=early
     )
 
 
@@ -133,6 +151,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         # When the last partial request went out and has not been answered: one at a time,
         # so that interim text never queues up in front of finals on a busy worker.
         self.partial_inflight_since: float | None = None
+        # The early final in flight: (endpointer utterance id, end on the timeline, key).
+        self.early: tuple[Any, float, str] | None = None
         self.pending: dict[
             int, tuple[float, float]
         ] = {}  # utterance -> (seconds of audio, sent at)
@@ -228,7 +248,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.transcript_id = await database_sync_to_async(self._create_transcript)(user)
         await self.channel_layer.group_add(group_name(self.transcript_id), self.channel_name)
         self.endpointer = Endpointer(
-            EndpointerConfig.from_settings(partial_interval_s=settings.LIVE_PARTIAL_INTERVAL_S)
+            EndpointerConfig.from_settings(
+                partial_interval_s=settings.LIVE_PARTIAL_INTERVAL_S,
+                pause_events=settings.LIVE_EARLY_FINALS,
+            )
         )
         await self._emit({"type": "ready", "session": self.transcript_id, "resumed": False})
 
@@ -255,7 +278,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.next_utterance = int(state.get("next_utterance", found[1]))
         await self.channel_layer.group_add(group_name(session), self.channel_name)
         self.endpointer = Endpointer(
-            EndpointerConfig.from_settings(partial_interval_s=settings.LIVE_PARTIAL_INTERVAL_S)
+            EndpointerConfig.from_settings(
+                partial_interval_s=settings.LIVE_PARTIAL_INTERVAL_S,
+                pause_events=settings.LIVE_EARLY_FINALS,
+            )
         )
         missed = await asyncio.to_thread(live_events.replay, session, last_seq)
         for event in missed:
@@ -306,11 +332,39 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     event.audio,
                     self.language,
                 )
+            elif isinstance(event, Pause):
+                await self._settle_early(live_events.VOID)
+                if self.pending or not self.transcript_id:
+                    continue  # finals are waiting: no guesses in front of them
+                index = self._index(event.utterance_id)
+                start, end = round(self.offset + event.start, 3), round(self.offset + event.end, 3)
+                key = live_events.early_key(self.transcript_id, index, end)
+                self.early = (event.utterance_id, end, key)
+                self.partial_inflight_since = time.monotonic()
+                await asyncio.to_thread(
+                    _dispatch_utterance,
+                    self.transcript_id,
+                    index,
+                    start,
+                    end,
+                    event.audio,
+                    self.language,
+                    key,
+                )
+            elif isinstance(event, Resumed):
+                if self.early and self.early[0] == event.utterance_id:
+                    await self._settle_early(live_events.VOID)
             elif isinstance(event, Utterance):
                 index = self._index(event.utterance_id)
                 self.utterance_ids.pop(event.utterance_id, None)
                 start, end = round(self.offset + event.start, 3), round(self.offset + event.end, 3)
                 self.pending[index] = (end - start, time.time())
+                early = self.early
+                if early and early[0] == event.utterance_id and early[1] == end:
+                    if await self._settle_early(live_events.FINAL) == live_events.FINAL:
+                        continue  # the worker already has it: the pause was the end
+                else:
+                    await self._settle_early(live_events.VOID)
                 await asyncio.to_thread(
                     _dispatch_utterance,
                     self.transcript_id,
@@ -320,6 +374,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     event.audio,
                     self.language,
                 )
+
+    async def _settle_early(self, decision: str) -> str | None:
+        """Tell the worker holding the early final what became of its pause."""
+        early, self.early = self.early, None
+        if early is None:
+            return None
+        return await asyncio.to_thread(live_events.settle_early, early[2], decision)
 
     def _index(self, utterance_id) -> int:
         if utterance_id not in self.utterance_ids:

@@ -10,6 +10,7 @@ transcript itself is in PostgreSQL.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis
@@ -94,3 +95,40 @@ def mark_latest_partial(session: str, token: str, client: redis.Redis | None = N
 def latest_partial(session: str, client: redis.Redis | None = None) -> str | None:
     value = (client or _client()).get(f"live:{session}:partial")
     return value.decode() if value else None
+
+
+# Early finals: a worker starts on an utterance at a pause, before the silence rule has
+# ended it; whoever comes first, the consumer (the pause turned into the end: "final", or
+# speech resumed: "void") or the worker tired of waiting ("abandoned"), settles it, once.
+EARLY_TTL_S = 300
+FINAL, VOID, ABANDONED = "final", "void", "abandoned"
+
+
+def early_key(session: str, index: int, end: float) -> str:
+    return f"live:{session}:early:{index}:{round(end * 1000)}"
+
+
+def settle_early(key: str, decision: str, client: redis.Redis | None = None) -> str:
+    """Record ``decision`` unless one is already there; returns the one that stands."""
+    client = client or _client()
+    if client.set(key, decision, nx=True, ex=EARLY_TTL_S):
+        client.rpush(key + ":wake", decision)
+        client.expire(key + ":wake", EARLY_TTL_S)
+        return decision
+    value = client.get(key)
+    return value.decode() if value else decision
+
+
+def await_early(key: str, timeout_s: float, client: redis.Redis | None = None) -> str:
+    """The decision on an early final, waiting up to ``timeout_s`` for it; after that the
+    worker gives up (``abandoned``) unless a decision slipped in meanwhile."""
+    client = client or _client()
+    remaining = timeout_s
+    while remaining > 0:
+        value = client.get(key)
+        if value:
+            return value.decode()
+        started = time.monotonic()
+        client.blpop([key + ":wake"], timeout=min(remaining, 1.0))
+        remaining -= time.monotonic() - started
+    return settle_early(key, ABANDONED, client)

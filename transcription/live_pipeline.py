@@ -40,11 +40,25 @@ def transcribe_utterance(
     audio_key: str,
     language: str,
     dispatched_at: float,
+    early_key: str | None = None,
+    early_wait_s: float = 0.0,
 ) -> Segment | None:
+    """Transcribe, store and announce utterance ``index``.
+
+    With ``early_key`` the utterance is only paused so far (an early final, see
+    ``live_events.settle_early``): the text is computed at once, then the consumer's
+    decision is awaited, up to ``early_wait_s`` after ``dispatched_at``. "final" stores
+    and announces it as usual; otherwise the text goes out as a partial and the consumer
+    sends the utterance again when it does end.
+    """
     notifier = ProgressNotifier(transcript_id, live=True)
     picked_at = time.time()
     audio = _audio(audio_key)
     if audio is None:
+        if early_key and live_events.settle_early(early_key, live_events.ABANDONED) != (
+            live_events.FINAL
+        ):
+            return None
         # Only after the audio's hour in Redis ran out; say so rather than hang the client.
         notifier.send(
             "error",
@@ -52,10 +66,24 @@ def transcribe_utterance(
             message=f"utterance {index} expired before a worker took it",
         )
         return None
-    live_events.mark_latest_partial(transcript_id, f"final:{index}")
+    if not early_key:
+        live_events.mark_latest_partial(transcript_id, f"final:{index}")
     results, used_language = engine.transcribe_clip(audio, language, offset=start)
     kept = filter_segments(results, speech_spans=[(start, end)])
     text = " ".join(r.text for r in kept).strip()
+    computed_at = time.time()
+    waited = 0.0
+    if early_key:
+        remaining = early_wait_s - (computed_at - dispatched_at)
+        decision = live_events.await_early(early_key, max(remaining, 0.05))
+        if decision != live_events.FINAL:
+            live_events.drop_audio(audio_key)
+            if live_events.latest_partial(transcript_id) == f"early:{index}":
+                # Still the newest request of the session: its text is the interim text.
+                notifier.send("partial", utterance=index, text=text, start=start)
+            return None
+        live_events.mark_latest_partial(transcript_id, f"final:{index}")
+        waited = time.time() - computed_at
     segment = None
     if text:
         first = kept[0]
@@ -86,7 +114,9 @@ def transcribe_utterance(
         confidence=round(confidence, 3) if confidence is not None else None,
         device=device,
         queue_wait_s=round(max(picked_at - dispatched_at, 0.0), 3),
-        compute_s=round(finished_at - picked_at, 3),
+        # Of an early final, the time spent waiting for the utterance to end is not compute.
+        compute_s=round(finished_at - picked_at - waited, 3),
+        early=bool(early_key),
         timestamp=timezone.now().isoformat(),
     )
     live_events.drop_audio(audio_key)

@@ -75,10 +75,22 @@ def transcribe_utterance(
     audio_key: str,
     language: str,
     dispatched_at: float,
+    early_key: str | None = None,
+    early_wait_s: float = 0.0,
 ) -> None:
     from transcription.live_pipeline import transcribe_utterance as run
 
-    run(transcript_id, index, start, end, audio_key, language, dispatched_at)
+    run(
+        transcript_id,
+        index,
+        start,
+        end,
+        audio_key,
+        language,
+        dispatched_at,
+        early_key=early_key,
+        early_wait_s=early_wait_s,
+    )
 
 
 @shared_task(name="transcription.tasks.transcribe_partial", soft_time_limit=60, time_limit=90)
