@@ -149,18 +149,29 @@ def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
         _children.remove(process)
 
 
-def drain_to_file(process: subprocess.Popen, path: Path) -> threading.Thread:
-    """Copy a child's piped output to a file: ``running_worker`` pipes it and reads it only
-    when the worker dies, and a busy worker (a partial task a second) fills a pipe in minutes,
-    after which it blocks on its next log line."""
+def mirror_log(process: subprocess.Popen, path: Path) -> threading.Thread:
+    """Copy a worker's log, as it grows, into ``path``: ``running_worker`` writes it to a
+    temporary file (``process.log``) that goes away when the worker stops."""
+    fd = process.log.fileno()
 
     def pump() -> None:
-        with path.open("a") as out:
-            for line in process.stdout:
-                out.write(line)
-                out.flush()
+        offset = 0
+        with path.open("ab") as out:
+            while True:
+                try:
+                    chunk = os.pread(fd, 1 << 16, offset)
+                except OSError:
+                    return  # the worker stopped and its log was closed
+                if chunk:
+                    out.write(chunk)
+                    out.flush()
+                    offset += len(chunk)
+                elif process.poll() is not None:
+                    return
+                else:
+                    time.sleep(0.1)
 
-    thread = threading.Thread(target=pump, name=f"drain-{path.name}", daemon=True)
+    thread = threading.Thread(target=pump, name=f"mirror-{path.name}", daemon=True)
     thread.start()
     return thread
 
@@ -1060,7 +1071,7 @@ class Platform:
                     running_worker(queue, extra_env=extra, timeout=120)
                 )
                 self.logs[queue] = workdir / f"{queue}.log"
-                drain_to_file(worker, self.logs[queue])
+                mirror_log(worker, self.logs[queue])
             deadline = time.monotonic() + 60
             while True:
                 if self.web.poll() is not None:
