@@ -313,12 +313,11 @@ def transcribe_regions(
             inside = [s for s in decoded if clip["start"] - 0.05 <= s.start < clip["end"]]
             assigned, straddling = _assign(inside, layout)
             by_region.update(assigned)
-            if len(layout) > 1:
-                redo |= straddling
-        if len(all_placements) > 1:
-            redo |= _truncated(by_region, all_placements) & {
-                p.region for layout in layouts if len(layout) > 1 for p in layout
-            }
+            redo |= straddling  # empty unless the window holds two utterances or more
+        # Judged against the whole batch, redone only where packing could have cut the text.
+        redo |= _truncated(by_region, all_placements) & {
+            p.region for layout in layouts if len(layout) > 1 for p in layout
+        }
 
         results: list[SegmentResult] = []
         for layout in layouts:

@@ -247,12 +247,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         self.transcript_id = await database_sync_to_async(self._create_transcript)(user)
         await self.channel_layer.group_add(group_name(self.transcript_id), self.channel_name)
-        self.endpointer = Endpointer(
-            EndpointerConfig.from_settings(
-                partial_interval_s=settings.LIVE_PARTIAL_INTERVAL_S,
-                pause_events=settings.LIVE_EARLY_FINALS,
-            )
-        )
+        self.endpointer = self._new_endpointer()
         await self._emit({"type": "ready", "session": self.transcript_id, "resumed": False})
 
     def _create_transcript(self, user) -> str:
@@ -277,12 +272,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.offset = float(state.get("position_s", found[0]))
         self.next_utterance = int(state.get("next_utterance", found[1]))
         await self.channel_layer.group_add(group_name(session), self.channel_name)
-        self.endpointer = Endpointer(
-            EndpointerConfig.from_settings(
-                partial_interval_s=settings.LIVE_PARTIAL_INTERVAL_S,
-                pause_events=settings.LIVE_EARLY_FINALS,
-            )
-        )
+        self.endpointer = self._new_endpointer()
         missed = await asyncio.to_thread(live_events.replay, session, last_seq)
         for event in missed:
             await self.send_json(event)
@@ -337,27 +327,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 if self.pending or not self.transcript_id:
                     continue  # finals are waiting: no guesses in front of them
                 index = self._index(event.utterance_id)
-                start, end = round(self.offset + event.start, 3), round(self.offset + event.end, 3)
+                start, end = self._span(event)
                 key = live_events.early_key(self.transcript_id, index, end)
                 self.early = (event.utterance_id, end, key)
                 self.partial_inflight_since = time.monotonic()
-                await asyncio.to_thread(
-                    _dispatch_utterance,
-                    self.transcript_id,
-                    index,
-                    start,
-                    end,
-                    event.audio,
-                    self.language,
-                    key,
-                )
+                await self._send_utterance(index, start, end, event.audio, key)
             elif isinstance(event, Resumed):
                 if self.early and self.early[0] == event.utterance_id:
                     await self._settle_early(live_events.VOID)
             elif isinstance(event, Utterance):
                 index = self._index(event.utterance_id)
                 self.utterance_ids.pop(event.utterance_id, None)
-                start, end = round(self.offset + event.start, 3), round(self.offset + event.end, 3)
+                start, end = self._span(event)
                 self.pending[index] = (end - start, time.time())
                 early = self.early
                 if early and early[0] == event.utterance_id and early[1] == end:
@@ -365,15 +346,33 @@ class LiveConsumer(AsyncWebsocketConsumer):
                         continue  # the worker already has it: the pause was the end
                 else:
                     await self._settle_early(live_events.VOID)
-                await asyncio.to_thread(
-                    _dispatch_utterance,
-                    self.transcript_id,
-                    index,
-                    start,
-                    end,
-                    event.audio,
-                    self.language,
-                )
+                await self._send_utterance(index, start, end, event.audio)
+
+    def _new_endpointer(self) -> Endpointer:
+        return Endpointer(
+            EndpointerConfig.from_settings(
+                partial_interval_s=settings.LIVE_PARTIAL_INTERVAL_S,
+                pause_events=settings.LIVE_EARLY_FINALS,
+            )
+        )
+
+    def _span(self, event: Pause | Utterance) -> tuple[float, float]:
+        """An endpointer event's start and end on the session's timeline."""
+        return round(self.offset + event.start, 3), round(self.offset + event.end, 3)
+
+    async def _send_utterance(
+        self, index: int, start: float, end: float, audio, early_key: str | None = None
+    ) -> None:
+        await asyncio.to_thread(
+            _dispatch_utterance,
+            self.transcript_id,
+            index,
+            start,
+            end,
+            audio,
+            self.language,
+            early_key,
+        )
 
     async def _settle_early(self, decision: str) -> str | None:
         """Tell the worker holding the early final what became of its pause."""
