@@ -49,6 +49,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.common import fmt, free_port, pct, raise_interrupt, wait_until_quiet, with_path
+from workers.launch import web_command, worker_command
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = Path(os.environ.get("EVAL_DIR") or REPO_ROOT.parent / "shared" / "eval")
@@ -318,31 +319,12 @@ class Platform:
             print(f"warning: other workers beat in the bench's Redis database: {others}")
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
-        py = sys.executable
-        self.web = start_process(
-            [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "sttproject.asgi:application"],
-            workdir / "web.log",
-        )
+        self.web = start_process(web_command("127.0.0.1", port), workdir / "web.log")
         self.worker_name = f"stt-bench-{uuid.uuid4().hex[:8]}"
         # The worker as workers/launch.py starts it in production (one process, prefork).
         self.worker = start_process(
             [
-                py,
-                "-m",
-                "celery",
-                "-A",
-                "sttproject",
-                "worker",
-                "-Q",
-                "stt",
-                "-n",
-                f"{self.worker_name}@%h",
-                "--concurrency",
-                "1",
-                "--pool",
-                "prefork",
-                "--loglevel",
-                "INFO",
+                *worker_command("stt", f"{self.worker_name}@%h"),
                 "--without-mingle",
                 "--without-gossip",
             ],

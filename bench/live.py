@@ -76,6 +76,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import fmt, free_port, pct, raise_interrupt, wait_until_quiet, with_path
+from workers.launch import web_command
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = Path(os.environ.get("EVAL_DIR") or REPO_ROOT.parent / "shared" / "eval")
@@ -1050,16 +1051,7 @@ class Platform:
             "LIVE_MAX_SESSIONS_PER_USER": str(max(4, max_level)),
         }
         self.web = start_process(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "sttproject.asgi:application",
-            ],
+            web_command("127.0.0.1", self.port),
             workdir / "web.log",
             env,
         )

@@ -37,7 +37,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench.common import free_port, with_path
+from workers.launch import web_command
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = Path(os.environ.get("EVAL_DIR") or REPO_ROOT.parent / "shared" / "eval")
@@ -133,24 +134,14 @@ MEDIUM_RANKS = (25, 60, 150)
 # --- helpers that work before Django is set up -------------------------------------------
 
 
-def _with_path(url: str, path: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=path))
-
-
 def ensure_database(database_url: str, name: str) -> str:
     import psycopg
 
-    with psycopg.connect(_with_path(database_url, "/postgres"), autocommit=True) as conn:
+    with psycopg.connect(with_path(database_url, "/postgres"), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
-    return _with_path(database_url, "/" + name)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return with_path(database_url, "/" + name)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -345,16 +336,7 @@ def start_web(database_url: str, data_dir: str) -> tuple[subprocess.Popen, str, 
     env.setdefault("LOG_LEVEL", "warning")
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "sttproject.asgi:application",
-            ],  # fmt: skip
+            web_command("127.0.0.1", port),
             cwd=REPO_ROOT,
             env=env,
             stdout=log,

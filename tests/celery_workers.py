@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -21,6 +20,7 @@ from django.db import connection
 
 from tests.conftest import REPO_ROOT
 from workers.heartbeat import KEY_PREFIX, online_workers
+from workers.launch import worker_command
 
 
 def log_text(log) -> str:
@@ -80,26 +80,7 @@ def running_worker(queue: str, *, extra_env: dict[str, str] | None = None, timeo
         "CUDA_VISIBLE_DEVICES": "",
         **(extra_env or {}),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "sttproject",
-        "worker",
-        "-Q",
-        queue,
-        "-n",
-        f"{name}@%h",
-        "--concurrency",
-        "1",
-        "--pool",
-        "prefork",
-        "--loglevel",
-        "INFO",
-        "--without-mingle",
-        "--without-gossip",
-    ]
+    command = [*worker_command(queue, f"{name}@%h"), "--without-mingle", "--without-gossip"]
     with process_group(command, env) as (process, log):
         client = redis.Redis.from_url(settings.REDIS_URL)
         hostname = None

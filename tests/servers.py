@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
-import sys
 import time
 from contextlib import contextmanager
 
 import httpx
 from django.conf import settings
 
+from bench.common import free_port
 from tests.celery_workers import log_text, process_group, test_database_url
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from workers.launch import web_command
 
 
 @contextmanager
@@ -30,16 +24,7 @@ def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
         "DEBUG": "true",  # static files straight from the source folders
         **(extra_env or {}),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "sttproject.asgi:application",
-    ]
+    command = web_command("127.0.0.1", port)
     url = f"http://127.0.0.1:{port}"
     with process_group(command, env, stop_timeout=15) as (process, log):
         deadline = time.monotonic() + timeout

@@ -6,8 +6,8 @@ import pytest
 import redis
 from django.db import connection
 
+from bench.common import free_port
 from tests.celery_workers import running_worker
-from tests.servers import free_port
 from workers.heartbeat import KEY_PREFIX
 
 ORIGINAL_KEYS = {"status", "device", "gpu", "mode", "llm_enabled"}

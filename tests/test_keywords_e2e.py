@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from bench.common import free_port
 from sttproject.asgi import application
 from tests.celery_workers import running_worker
 from tests.conftest import session_cookie_header
 from tests.factories import make_user
 from tests.llm_server import FakeLlmServer, Reply
-from tests.servers import free_port
 from transcription.audio import decode_audio
 from transcription.models import Transcript
 

@@ -18,8 +18,8 @@ import httpx
 import psutil
 import pytest
 
+from bench.common import free_port
 from tests.conftest import REPO_ROOT
-from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -39,33 +39,58 @@ def visible_gpu_ids() -> list[str]:
     return [str(gpu.index) for gpu in list_gpus()]
 
 
+def web_command(
+    host: str, port: int | str, *, python: str = sys.executable, proxy_headers: bool = False
+) -> list[str]:
+    """daphne serving the platform (HTTP, the pages and the WebSockets)."""
+    command = [python, "-m", "daphne", "-b", host, "-p", str(int(port))]
+    if proxy_headers:
+        command.append("--proxy-headers")
+    return [*command, "sttproject.asgi:application"]
+
+
+def worker_command(
+    queue: str,
+    name: str,
+    *,
+    concurrency: int | str = 1,
+    loglevel: str = "INFO",
+    python: str = sys.executable,
+) -> list[str]:
+    """A prefork Celery worker on ``queue``, named ``name`` (``%h`` is the host name)."""
+    return [
+        *(python, "-m", "celery", "-A", "sttproject", "worker", "-Q", queue),
+        *("--concurrency", str(int(concurrency)), "--pool", "prefork", "--loglevel", loglevel),
+        *("-n", name),
+    ]
+
+
 def procfile_lines(python: str = sys.executable) -> list[str]:
     web_host = os.environ.get("WEB_HOST", "0.0.0.0")
     web_port = os.environ.get("WEB_PORT", "5000")
     flower_port = os.environ.get("FLOWER_PORT", "5555")
     keyword_concurrency = os.environ.get("KEYWORD_WORKER_CONCURRENCY", "2")
     loglevel = os.environ.get("LOG_LEVEL", "info").upper()
-    py = shlex.quote(python)
-    celery = f"{py} -m celery -A sttproject"
-    lines = [
-        f"web: exec {py} -m daphne -b {shlex.quote(web_host)} -p {int(web_port)} "
-        "--proxy-headers sttproject.asgi:application",
-    ]
+    web = web_command(web_host, web_port, python=python, proxy_headers=True)
+    lines = [f"web: exec {shlex.join(web)}"]
     # One process per GPU: the model is loaded once per process and a GPU serves one
     # decode at a time best; -c 1 with prefetch 1 keeps each worker to one job.
-    stt = f"{celery} worker -Q {Queue.STT} --concurrency 1 --pool prefork --loglevel {loglevel}"
     gpus = visible_gpu_ids()
-    if gpus:
-        for gpu in gpus:
-            lines.append(
-                f"stt-gpu{gpu}: CUDA_VISIBLE_DEVICES={shlex.quote(gpu)} exec {stt} -n stt-gpu{gpu}@%h"
-            )
-    else:
-        lines.append(f"stt-cpu: CUDA_VISIBLE_DEVICES= exec {stt} -n stt-cpu@%h")
-    lines.append(
-        f"keywords: exec {celery} worker -Q {Queue.KEYWORDS} --concurrency {int(keyword_concurrency)} "
-        f"--pool prefork --loglevel {loglevel} -n keywords@%h"
+    for gpu in gpus or [""]:
+        name = f"stt-gpu{gpu}" if gpu else "stt-cpu"
+        stt = worker_command(Queue.STT, f"{name}@%h", loglevel=loglevel, python=python)
+        lines.append(
+            f"{name}: CUDA_VISIBLE_DEVICES={shlex.quote(gpu) if gpu else ''} exec {shlex.join(stt)}"
+        )
+    keywords = worker_command(
+        Queue.KEYWORDS,
+        "keywords@%h",
+        concurrency=keyword_concurrency,
+        loglevel=loglevel,
+        python=python,
     )
+    lines.append(f"keywords: exec {shlex.join(keywords)}")
+    celery = f"{shlex.quote(python)} -m celery -A sttproject"
     flower_auth = os.environ.get("FLOWER_BASIC_AUTH", "").strip()
     auth = f" --basic-auth={shlex.quote(flower_auth)}" if flower_auth else ""
     lines.append(f"flower: exec {celery} flower --port={int(flower_port)} --address=0.0.0.0{auth}")
