@@ -33,22 +33,29 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-import logging
 import os
 import platform as platform_info
-import secrets
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from bench.common import fmt, free_port, pct, raise_interrupt, wait_until_quiet, with_path
+from bench.common import fmt, free_port, pct, raise_interrupt, wait_until_quiet
+from bench.harness import (
+    children_pids,
+    drop_database,
+    log_tail,
+    open_database,
+    prepare_environment,
+    server_name,
+    setup_django,
+    start_process,
+    stop_all,
+    stop_process,
+)
 from workers.launch import web_command, worker_command
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -59,88 +66,6 @@ LONG_ID = "long_ko_x2_gaps"
 
 # Targets of the issue, for this machine.
 MAX_SINGLE_RATIO = 1.15
-
-_children: list[subprocess.Popen] = []
-
-
-# --- helpers that must work before Django is set up ----------------------------------
-
-
-def _server(url: str, default_port: int) -> str:
-    """host:port of a URL, for messages (no user name or password)."""
-    parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or default_port}"
-
-
-def _admin_connect(database_url: str):
-    import psycopg
-
-    return psycopg.connect(with_path(database_url, "/postgres"), autocommit=True)
-
-
-def recreate_database(database_url: str, name: str) -> str:
-    """Drop and create ``name`` on the server of ``database_url``; return its URL."""
-    with _admin_connect(database_url) as conn:
-        _drop(conn, name)
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return with_path(database_url, "/" + name)
-
-
-def drop_database(database_url: str, name: str) -> None:
-    with _admin_connect(database_url) as conn:
-        _drop(conn, name)
-
-
-def _drop(conn, name: str) -> None:
-    try:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    except Exception:  # noqa: BLE001 - PostgreSQL before 13 has no FORCE
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-
-
-def start_process(args: list[str], log_path: Path) -> subprocess.Popen:
-    """A child in its own session (so it can be stopped with everything it forks), logging
-    to a file: a pipe nobody reads would block a chatty worker once its buffer is full."""
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        args,
-        cwd=REPO_ROOT,
-        env=dict(os.environ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    process.log_path = log_path
-    _children.append(process)
-    return process
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    if process in _children:
-        _children.remove(process)
-
-
-def stop_all() -> None:
-    for process in list(reversed(_children)):
-        stop_process(process)
-
-
-def log_tail(process: subprocess.Popen, chars: int = 3000) -> str:
-    try:
-        return Path(process.log_path).read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
-
 
 # --- what is measured ----------------------------------------------------------------
 
@@ -204,7 +129,7 @@ def busy_cpu() -> float:
 
 def own_cpu() -> float:
     """CPU seconds of this process and every process it started (daphne, the worker)."""
-    return self_cpu() + cpu_seconds([p.pid for p in _children])
+    return self_cpu() + cpu_seconds(children_pids())
 
 
 # --- stage timing of the in-process paths ------------------------------------------------
@@ -336,7 +261,7 @@ class Platform:
         while time.monotonic() < deadline and not (web_up and worker_up):
             for process, what in ((self.web, "daphne"), (self.worker, "worker")):
                 if process.poll() is not None:
-                    raise RuntimeError(f"{what} exited:\n{log_tail(process)}")
+                    raise RuntimeError(f"{what} exited:\n{log_tail(process.log_path)}")
             if not web_up:
                 with contextlib.suppress(httpx.HTTPError):
                     self.client.get(self.base + "/api/config", timeout=5)
@@ -347,7 +272,7 @@ class Platform:
         if not (web_up and worker_up):
             raise RuntimeError(
                 f"platform not up in 120 s (web {web_up}, worker {worker_up}):\n"
-                f"{log_tail(self.worker)}"
+                f"{log_tail(self.worker.log_path)}"
             )
 
     def transcribe(self, path: Path) -> dict:
@@ -373,7 +298,7 @@ class Platform:
             if body["status"] in ("done", "failed"):
                 break
             if self.worker.poll() is not None:
-                raise RuntimeError(f"the worker exited:\n{log_tail(self.worker)}")
+                raise RuntimeError(f"the worker exited:\n{log_tail(self.worker.log_path)}")
             if time.perf_counter() - started > 3600:
                 raise RuntimeError(f"{path.name} still {body['status']} after an hour")
             # Every poll costs the web process CPU that the worker would use on a small
@@ -807,59 +732,22 @@ def report(summary: list[dict], paths: list[str], meta: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workers.embedded import data_dir, embedded_database_url, embedded_redis_url
-
-    base_db = os.environ.get("DATABASE_URL") or embedded_database_url()
-    base_redis = os.environ.get("REDIS_URL") or embedded_redis_url()
-    redis_url = with_path(base_redis, f"/{args.redis_db}")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-batch-"))
-    # The model and the secret key stay where the platform keeps them; uploads go to the
-    # temporary data folder, not into the platform's media.
-    os.environ.setdefault("WHISPER_MODEL", str(data_dir() / "models" / "whisper-base"))
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="sttproject.settings",
-        REDIS_URL=redis_url,
-        DATA_DIR=str(workdir / "data"),
-        # Both paths on the CPU with int8, as the issue's targets are stated.
-        WHISPER_DEVICE="cpu",
-        WHISPER_COMPUTE_TYPE="int8",
-        CUDA_VISIBLE_DEVICES="",
-        # Unused here; set so the worker does not try to reach an LLM.
-        KEYWORD_BACKEND="embedded",
-        # The bench uploads more files per hour than a person may.
-        UPLOAD_RATE_LIMIT="1000000/hour",
-    )
+    # Uploads go to the temporary data folder, not into the platform's media; the bench
+    # uploads more files per hour than a person may.
+    env = prepare_environment("bench-batch-", args.redis_db, UPLOAD_RATE_LIMIT="1000000/hour")
+    base_db, redis_url, workdir = env.base_database_url, env.redis_url, env.workdir
     platform = None
     database_made = False
     started_at = dt.datetime.now()
     try:
-        try:
-            os.environ["DATABASE_URL"] = recreate_database(base_db, args.db_name)
-        except Exception as exc:  # noqa: BLE001 - say what to do instead of a traceback
-            raise SystemExit(
-                f"could not create database {args.db_name!r} on {_server(base_db, 5432)}: {exc}\n"
-                "run `make bench-batch`, or set DATABASE_URL to a server where you may create "
-                "databases"
-            ) from exc
+        open_database(base_db, args.db_name, fresh=True, make_target="bench-batch")
         database_made = True
-        import django
-
-        django.setup()
-        for noisy in ("httpx", "httpcore", "faster_whisper"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        print(f"database {args.db_name} on {server_name(base_db, 5432)} (fresh, migrating)")
+        setup_django(("httpx", "httpcore", "faster_whisper"))
         from django.conf import settings
-        from django.core.management import call_command
 
-        if not Path(settings.WHISPER_MODEL).exists():
-            raise SystemExit(f"no model at {settings.WHISPER_MODEL}; run `make model`")
-        print(f"database {args.db_name} on {_server(base_db, 5432)} (fresh, migrating)")
-        call_command("migrate", verbosity=0, interactive=False)
-        from django.db import connections
-
-        connections.close_all()
         print(
-            f"Redis {_server(redis_url, 6379)}, database {args.redis_db} "
+            f"Redis {server_name(redis_url, 6379)}, database {args.redis_db} "
             "(the bench's own, so that no other worker takes its jobs)"
         )
 

@@ -56,18 +56,15 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import logging
 import os
 import platform as platform_info
 import re
-import secrets
 import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -75,7 +72,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import fmt, free_port, pct, raise_interrupt, wait_until_quiet, with_path
+from bench.common import fmt, free_port, pct, raise_interrupt, wait_until_quiet
+from bench.harness import (
+    log_tail,
+    open_database,
+    prepare_environment,
+    server_name,
+    setup_django,
+    start_process,
+    stop_all,
+    stop_process,
+)
 from workers.launch import web_command
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -99,55 +106,6 @@ MAX_CER_GAP = 0.02  # CER points (0.02 = 2 percentage points) above the batch pa
 # together) keeps returning to zero; a worker that keeps up is idle between utterances,
 # one that falls behind never empties its queue. Longest stretch it may stay above zero:
 MAX_BUSY_STRETCH_S = 20.0
-
-_children: list[subprocess.Popen] = []
-
-
-# --- set-up helpers (no Django needed) --------------------------------------------------
-
-
-def ensure_database(database_url: str, name: str, *, fresh: bool = False) -> tuple[str, bool]:
-    """Create ``name`` on the server of ``database_url`` unless it exists (``fresh``: drop it
-    first); return its URL and whether it was created."""
-    import psycopg
-
-    with psycopg.connect(with_path(database_url, "/postgres"), autocommit=True) as conn:
-        if fresh:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return with_path(database_url, "/" + name), not exists
-
-
-def start_process(args: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
-    """A child in its own session, logging to a file (a pipe nobody reads would block it)."""
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            args,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    process.log_path = log_path
-    _children.append(process)
-    return process
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    if process in _children:
-        _children.remove(process)
 
 
 def mirror_log(process: subprocess.Popen, path: Path) -> threading.Thread:
@@ -175,13 +133,6 @@ def mirror_log(process: subprocess.Popen, path: Path) -> threading.Thread:
     thread = threading.Thread(target=pump, name=f"mirror-{path.name}", daemon=True)
     thread.start()
     return thread
-
-
-def log_tail(path: Path, chars: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
 
 
 def machine_busy_cpu() -> float:
@@ -1103,55 +1054,22 @@ class Platform:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workers.embedded import data_dir, embedded_database_url, embedded_redis_url
-
-    base_db = os.environ.get("DATABASE_URL") or embedded_database_url()
-    base_redis = os.environ.get("REDIS_URL") or embedded_redis_url()
-    redis_url = with_path(base_redis, f"/{args.redis_db}")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-live-"))
-    os.environ.setdefault("WHISPER_MODEL", str(data_dir() / "models" / "whisper-base"))
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="sttproject.settings",
-        REDIS_URL=redis_url,
-        DATA_DIR=str(workdir / "data"),
-        # The embedded base model on the CPU with int8, as the issue's targets are stated.
-        WHISPER_DEVICE="cpu",
-        WHISPER_COMPUTE_TYPE="int8",
-        CUDA_VISIBLE_DEVICES="",
-        KEYWORD_BACKEND="embedded",
-    )
+    env = prepare_environment("bench-live-", args.redis_db)
+    base_db, redis_url, workdir = env.base_database_url, env.redis_url, env.workdir
     started_at = dt.datetime.now()
     platform = None
     try:
-        try:
-            os.environ["DATABASE_URL"], created = ensure_database(
-                base_db, args.db_name, fresh=args.fresh_db
-            )
-        except Exception as exc:  # noqa: BLE001 - say what to do instead of a traceback
-            raise SystemExit(
-                f"could not open or create database {args.db_name!r} on "
-                f"{with_path(base_db, '')}: {exc}\nrun `make bench-live`, or set DATABASE_URL "
-                "to a server where you may create databases"
-            ) from exc
-        import django
-
-        django.setup()
-        for noisy in ("httpx", "httpcore", "faster_whisper", "asyncio"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-        from django.conf import settings
-        from django.core.management import call_command
-        from django.db import connections
-
-        if not Path(settings.WHISPER_MODEL).exists():
-            raise SystemExit(f"no model at {settings.WHISPER_MODEL}; run `make model`")
+        created = open_database(
+            base_db, args.db_name, fresh=args.fresh_db, make_target="bench-live"
+        )
         print(
-            f"database {args.db_name} on {with_path(base_db, '')} "
+            f"database {args.db_name} on {server_name(base_db, 5432)} "
             f"({'created' if created else 'exists'}; migrating)"
         )
-        call_command("migrate", verbosity=0, interactive=False)
-        connections.close_all()
-        print(f"Redis {redis_url} (the bench's own database number)")
+        setup_django(("httpx", "httpcore", "faster_whisper", "asyncio"))
+        from django.conf import settings
+
+        print(f"Redis {server_name(redis_url, 6379)}, database {args.redis_db} (the bench's own)")
 
         entries, clip_audio = load_clips()
         ko = [e for e in entries if e["lang"] == "ko"]
@@ -1330,8 +1248,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if platform is not None:
             platform.close()
-        for process in list(reversed(_children)):
-            stop_process(process)
+        stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

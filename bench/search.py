@@ -36,7 +36,6 @@ import random
 import re
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,8 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import free_port, with_path
+from bench.common import free_port
+from bench.harness import ensure_database, log_tail, start_process, stop_process
 from workers.launch import web_command
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -132,16 +132,6 @@ MEDIUM_RANKS = (25, 60, 150)
 
 
 # --- helpers that work before Django is set up -------------------------------------------
-
-
-def ensure_database(database_url: str, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(with_path(database_url, "/postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return with_path(database_url, "/" + name)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -334,25 +324,8 @@ def start_web(database_url: str, data_dir: str) -> tuple[subprocess.Popen, str, 
     log_path = Path(data_dir) / "daphne.log"
     env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": data_dir, "DEBUG": "false"}
     env.setdefault("LOG_LEVEL", "warning")
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            web_command("127.0.0.1", port),
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_process(web_command("127.0.0.1", port), log_path, env)
     return process, f"http://127.0.0.1:{port}", log_path
-
-
-def stop_web(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def wait_ready(client, url: str, process: subprocess.Popen, log_path: Path) -> None:
@@ -361,7 +334,7 @@ def wait_ready(client, url: str, process: subprocess.Popen, log_path: Path) -> N
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("daphne exited:\n" + log_path.read_text()[-3000:])
+            raise RuntimeError("daphne exited:\n" + log_tail(log_path))
         try:
             if client.get(url + "/api/keywords/?limit=1").status_code == 200:
                 return
@@ -501,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     if not base_url:
         print("DATABASE_URL is not set (make bench-search sets it)", file=sys.stderr)
         return 2
-    database_url = ensure_database(base_url, args.database)
+    database_url, _created = ensure_database(base_url, args.database)
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sttproject.settings")
     data_dir = tempfile.mkdtemp(prefix="bench-search-")
@@ -543,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_ready(client, url, process, log_path)
             timing = measure(client, url, args.rounds, args.warmup)
     finally:
-        stop_web(process)
+        stop_process(process, timeout=15)
         token.delete()
         shutil.rmtree(data_dir, ignore_errors=True)
     result = {
