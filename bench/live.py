@@ -2,8 +2,9 @@
 
 ``make bench-live`` (or ``python -m bench.live`` with ``DATABASE_URL`` / ``REDIS_URL`` set)
 sets the platform up as a deployment runs it: daphne in a subprocess, one Celery worker on
-queue ``stt`` (concurrency 1, as ``workers/launch.py`` starts a CPU worker) and one on
-``keywords`` with the embedded extractor, a database of its own (``stt_bench_live``, created
+queue ``stt`` (concurrency 1, as ``workers/launch.py`` starts a CPU worker), one on
+``stt_partial`` at nice 19 (none with ``LIVE_PARTIAL_QUEUE=stt``) and one on ``keywords``
+with the embedded extractor, a database of its own (``stt_bench_live``, created
 when missing and migrated) and a Redis database number of its own (so no other worker on the
 server takes its jobs). Clients are real WebSocket clients over TCP (autobahn's asyncio
 client; autobahn is installed with daphne) speaking the native protocol.
@@ -83,11 +84,15 @@ from bench.harness import (
     stop_all,
     stop_process,
 )
-from workers.launch import web_command
+from workers.launch import partial_workers_wanted, web_command
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = Path(os.environ.get("EVAL_DIR") or REPO_ROOT.parent / "shared" / "eval")
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
+
+PARTIALS_LABEL = (
+    "1 partial worker (nice 19)" if partial_workers_wanted() else "partials on the stt worker"
+)
 
 RATE = 16000
 FRAME_S = 0.1
@@ -797,12 +802,14 @@ def report(levels: list[dict], batch: dict, meta: dict) -> dict:
     add("")
     add(
         f"Live benchmark: /ws at real-time pace ({FRAME_S * 1000:.0f} ms frames), "
-        f"daphne + 1 stt worker (concurrency 1) + 1 keyword worker (embedded)"
+        f"daphne + 1 stt worker (concurrency 1) + {PARTIALS_LABEL} + 1 keyword worker (embedded)"
     )
     add(
         f"model {meta['model']} | {meta['device']} {meta['compute_type']} | beam "
         f"{meta['beam_size']} | {meta['cores']} cores | VAD min silence "
-        f"{meta['vad']['min_silence_ms']} ms, pad {meta['vad']['speech_pad_ms']} ms | partials "
+        f"{meta['vad']['min_silence_ms']} ms, pad {meta['vad']['speech_pad_ms']} ms | early "
+        f"finals {'at ' + str(meta.get('pause_ms')) + ' ms pauses' if meta.get('early_finals') else 'off'}"
+        " | partials "
         f"every {meta['partial_interval_s']} s | stream {meta['stream_s']:.1f} s per client "
         f"({meta['ko_clips']} Korean clips + {meta['none_clips']} no-speech clips, "
         f"{GAP_S} s silence after each) | clip order {meta['order']}"
@@ -975,7 +982,8 @@ def sign_in(username: str = "bench-live") -> str:
 
 
 class Platform:
-    """daphne, an stt worker and a keyword worker on the bench's database and Redis."""
+    """daphne, an stt worker, a partial worker (unless LIVE_PARTIAL_QUEUE=stt) and a keyword
+    worker on the bench's database and Redis, as ``workers/launch.py`` starts them."""
 
     def __init__(self, workdir: Path, redis_url: str, max_level: int) -> None:
         import httpx
@@ -1009,7 +1017,10 @@ class Platform:
         self._stack = contextlib.ExitStack()
         self.logs = {"web": workdir / "web.log"}
         try:
-            for queue, extra in (("stt", {}), ("keywords", {"KEYWORD_BACKEND": "embedded"})):
+            workers = [("stt", {}), ("keywords", {"KEYWORD_BACKEND": "embedded"})]
+            if partial_workers_wanted():
+                workers.append(("stt_partial", {}))
+            for queue, extra in workers:
                 worker = self._stack.enter_context(
                     running_worker(queue, extra_env=extra, timeout=120)
                 )
@@ -1046,7 +1057,7 @@ class Platform:
             return log.read().decode(errors="replace")
 
     def queued(self) -> int:
-        return sum(self.redis.llen(q) for q in ("stt", "keywords"))
+        return sum(self.redis.llen(q) for q in ("stt", "stt_partial", "keywords"))
 
     def close(self) -> None:
         self._stack.close()
@@ -1078,7 +1089,7 @@ def run(args: argparse.Namespace) -> int:
             f"{len(ko)} Korean clips ({sum(e['duration_s'] for e in ko):.1f} s), "
             f"{len(none)} no-speech clips ({sum(e['duration_s'] for e in none):.1f} s)"
         )
-        print("starting daphne, an stt worker and a keyword worker ...", flush=True)
+        print(f"starting daphne, an stt worker, {PARTIALS_LABEL}, a keyword worker ...", flush=True)
         platform = Platform(workdir, redis_url, max(args.levels))
         print(f"daphne on 127.0.0.1:{platform.port}", flush=True)
 
@@ -1205,6 +1216,9 @@ def run(args: argparse.Namespace) -> int:
                 "min_speech_ms": settings.VAD_MIN_SPEECH_MS,
                 "max_utterance_s": settings.VAD_MAX_UTTERANCE_S,
             },
+            "early_finals": settings.LIVE_EARLY_FINALS,
+            "pause_ms": settings.LIVE_PAUSE_MS,
+            "partial_queue": settings.LIVE_PARTIAL_QUEUE,
             "levels": args.levels,
             "order": "same for every client" if args.same_order else "rotated per client",
             "stream_s": stream_meta.duration,

@@ -11,7 +11,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Routing and worker heartbeats are wiring; the logic lives in workers/.
-from workers import heartbeat, warmup  # noqa: E402,F401  (connect the worker signals)
+from workers import heartbeat, priority, warmup  # noqa: E402,F401  (connect the worker signals)
 from workers.queues import task_routes  # noqa: E402
 
 app.conf.task_routes = task_routes()

@@ -183,9 +183,16 @@ LIVE_MAX_SESSIONS_PER_USER = envint("LIVE_MAX_SESSIONS_PER_USER", 4, minimum=1, 
 # Past this many seconds of audio waiting for a worker, status events say the server is behind.
 LIVE_BACKLOG_WARN_S = envfloat("LIVE_BACKLOG_WARN_S", 10.0, minimum=1.0)
 LIVE_PARTIAL_INTERVAL_S = envfloat("LIVE_PARTIAL_INTERVAL_S", 1.0, minimum=0.3, maximum=10.0)
-# Start on an utterance's final at the pause (VAD_SPEECH_PAD_MS of silence) instead of after
+# Start on an utterance's final at the pause (LIVE_PAUSE_MS of silence) instead of after
 # VAD_MIN_SILENCE_MS; kept when the silence lasts, thrown away (shown as interim text) if not.
 LIVE_EARLY_FINALS = envbool("LIVE_EARLY_FINALS", True)
+# The silence after speech that counts as a pause (the early final starts then, on the audio
+# so far): shorter is sooner, at the cost of more guesses thrown away when speech goes on.
+LIVE_PAUSE_MS = envint("LIVE_PAUSE_MS", 100, minimum=10, maximum=10_000)
+# Where interim text is computed: "stt_partial", workers of their own at low CPU priority
+# (one per stt worker, started by the launcher), so finals never queue behind a partial;
+# "stt" lets the stt workers do it between finals (one process less per device).
+LIVE_PARTIAL_QUEUE = envchoice("LIVE_PARTIAL_QUEUE", "stt_partial", ("stt_partial", "stt"))
 
 # --- Keywords -------------------------------------------------------------------
 VLLM_API_URL = envurl("VLLM_API_URL", "http://127.0.0.1:8000/v1", ("http", "https")).rstrip("/")

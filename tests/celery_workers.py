@@ -20,13 +20,15 @@ from django.db import connection
 
 from tests.conftest import REPO_ROOT
 from workers.heartbeat import KEY_PREFIX, online_workers
-from workers.launch import worker_command
+from workers.launch import worker_command, worker_niceness
 
 
-def log_text(log) -> str:
+def log_text(log, limit: int | None = 5000) -> str:
+    """The process's output so far: its last ``limit`` characters, or all of it (None)."""
     log.flush()
     log.seek(0)
-    return log.read()[-5000:]
+    text = log.read()
+    return text if limit is None else text[-limit:]
 
 
 @contextmanager
@@ -71,7 +73,8 @@ def test_database_url() -> str:
 
 @contextmanager
 def running_worker(queue: str, *, extra_env: dict[str, str] | None = None, timeout: float = 60.0):
-    """Start ``celery worker -Q queue`` and wait until its heartbeat is in Redis."""
+    """Start ``celery worker -Q queue`` (at the CPU priority the launcher gives it) and wait
+    until its heartbeat is in Redis."""
     name = f"{queue}-test-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
@@ -80,7 +83,10 @@ def running_worker(queue: str, *, extra_env: dict[str, str] | None = None, timeo
         "CUDA_VISIBLE_DEVICES": "",
         **(extra_env or {}),
     }
-    command = [*worker_command(queue, f"{name}@%h"), "--without-mingle", "--without-gossip"]
+    command = [
+        *worker_command(queue, f"{name}@%h", niceness=worker_niceness(queue)),
+        *("--without-mingle", "--without-gossip"),
+    ]
     with process_group(command, env) as (process, log):
         client = redis.Redis.from_url(settings.REDIS_URL)
         hostname = None

@@ -276,6 +276,22 @@ def test_each_stt_worker_reserves_exactly_one_distinct_gpu():
         assert "web" in svc["depends_on"]
 
 
+def test_each_partial_worker_shares_the_gpu_of_its_stt_worker():
+    svcs = services()
+    partials = {
+        name: svc
+        for name, svc in svcs.items()
+        if isinstance(svc.get("command"), list) and _queue_of(svc["command"]) == Queue.STT_PARTIAL
+    }
+    assert set(partials) == {name.replace("stt-", "stt-partial-") for name in stt_workers(svcs)}
+    for name, svc in partials.items():
+        twin = svcs[name.replace("stt-partial-", "stt-")]
+        assert gpu_devices(svc) == gpu_devices(twin), name
+        assert _option(svc["command"], "-n") == f"{name}@%h"
+        assert _option(svc["command"], "--concurrency") == "1"
+        assert svc["environment"] == twin["environment"]
+
+
 def test_only_gpu_services_reserve_gpus():
     svcs = services()
     for name in (*APP_SERVICES, "postgres", "redis"):

@@ -119,7 +119,9 @@ def check_invariants(events: list[Event], stream: np.ndarray) -> None:
         elif isinstance(event, Pause):
             assert event.utterance_id in started and event.utterance_id not in finished
             assert event.start == started[event.utterance_id].at < event.end
-            assert np.array_equal(event.audio, stream[sample(event.start) : sample(event.end)])
+            first = sample(event.start)
+            assert 0 < event.audio.size <= sample(event.end) - first
+            assert np.array_equal(event.audio, stream[first : first + event.audio.size])
             paused[event.utterance_id] = event
         elif isinstance(event, Resumed):
             assert paused.pop(event.utterance_id, None) is not None, "Resumed follows a Pause"
@@ -127,8 +129,10 @@ def check_invariants(events: list[Event], stream: np.ndarray) -> None:
             assert event.utterance_id in started and event.utterance_id not in finished
             pause = paused.pop(event.utterance_id, None)
             if event.reason == "silence" and pause is not None:
-                # The pause announced exactly this end, so work begun on it stands.
-                assert pause.end == event.end and pause.audio.tobytes() == event.audio.tobytes()
+                # The pause announced exactly this end, and its audio is how the utterance
+                # begins (what it lacks is the rest of the pad): work begun on it stands.
+                assert pause.end == event.end
+                assert np.array_equal(pause.audio, event.audio[: pause.audio.size])
             assert event.start == started[event.utterance_id].at
             assert event.reason in {"silence", "max_length", "flush"}
             # Utterances never overlap, and their audio is the stream's, sample for sample.
@@ -216,12 +220,36 @@ def test_pauses_announce_the_end_a_lasting_silence_gives(clip):
             e for e in events if isinstance(e, Pause) and e.utterance_id == utterance.utterance_id
         ]
         assert pauses and pauses[-1].end == utterance.end
+        # The pause came pause_ms (100) after the speech, speech_pad_ms (200) before the end:
+        # its audio lacks the last 100 ms of the pad.
+        assert utterance.audio.size - pauses[-1].audio.size == sample(0.1)
     # Read speech has short pauses inside sentences: those are taken back by Resumed.
     resumed = [e for e in events if isinstance(e, Resumed)]
     assert len([e for e in events if isinstance(e, Pause)]) == len(found) + len(resumed)
     # Without pause_events the events are the same, minus Pause and Resumed.
     plain = run(stream, EndpointerConfig(), sizes=random_sizes(seed=5, low=320, high=4000))
     assert signature(plain) == signature([e for e in events if not isinstance(e, (Pause, Resumed))])
+
+
+@pytest.mark.parametrize("pause_ms", [200, 300])
+def test_a_pause_no_shorter_than_the_pad_carries_the_whole_utterance(clip, pause_ms):
+    stream = np.concatenate([silence(1.0), clip("ko_zeroth_104_003_0193"), silence(1.5)])
+    events = run(stream, EndpointerConfig(pause_events=True, pause_ms=pause_ms))
+    check_invariants(events, stream)
+    (utterance,) = utterances(events)
+    last = [e for e in events if isinstance(e, Pause)][-1]
+    assert last.end == utterance.end
+    assert np.array_equal(last.audio, utterance.audio)
+
+
+def test_a_pause_as_long_as_the_silence_rule_never_comes(clip):
+    stream = np.concatenate([silence(1.0), clip("ko_zeroth_104_003_0193"), silence(1.5)])
+    config = EndpointerConfig(pause_events=True, pause_ms=500)
+    events = run(stream, config)
+    assert not [e for e in events if isinstance(e, (Pause, Resumed))]
+    assert len(utterances(events)) == 1
+    with pytest.raises(ValueError, match="pause_ms"):
+        EndpointerConfig(pause_events=True, pause_ms=0)
 
 
 def test_long_speech_is_cut_at_quiet_points_below_max_length(clip):

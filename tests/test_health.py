@@ -44,6 +44,20 @@ def test_healthy_platform_answers_200_with_each_queue(client, workers, embedded_
     # The LLM is down but not required: reported, not failing.
     assert body["checks"]["llm"]["ok"] is True
     assert body["checks"]["llm"]["backend"] == "embedded"
+    # No partial worker runs: live finals still work, only interim text is missing.
+    partial = body["checks"]["queue:stt_partial"]
+    assert partial["ok"] is True and partial["required"] is False
+    assert partial["workers"] == [] and "no interim text" in partial["detail"]
+
+
+@pytest.mark.django_db
+def test_partial_worker_is_listed_and_can_be_folded_into_stt(client, settings, workers):
+    with running_worker("stt_partial") as partial:
+        body = client.get("/api/health").json()
+        assert body["checks"]["queue:stt_partial"]["workers"] == [partial.hostname]
+        assert body["checks"]["queue:stt_partial"]["detail"] == "1 worker(s)"
+    settings.LIVE_PARTIAL_QUEUE = "stt"
+    assert "queue:stt_partial" not in client.get("/api/health").json()["checks"]
 
 
 @pytest.mark.django_db

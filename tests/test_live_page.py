@@ -35,6 +35,7 @@ def test_live_page_transcribes_the_microphone(eval_clip, tmp_path):
     with (
         running_web() as url,
         running_worker("stt"),
+        running_worker("stt_partial"),
         running_worker("keywords", extra_env={"KEYWORD_BACKEND": "embedded"}),
         chromium(args) as browser,
     ):

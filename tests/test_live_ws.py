@@ -6,14 +6,16 @@ import asyncio
 import base64
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 
 from bench.cer import cer
 from sttproject.asgi import application
-from tests.celery_workers import running_worker
+from tests.celery_workers import log_text, running_worker
 from tests.conftest import session_cookie_header
 from transcription.audio import decode_audio
 from transcription.endpointing import Endpointer, EndpointerConfig, Resumed, Utterance
@@ -28,10 +30,11 @@ ORIGIN = [(b"origin", b"http://localhost")]
 def workers(django_db_blocker, django_db_setup):
     with (
         django_db_blocker.unblock(),
-        running_worker("stt"),
+        running_worker("stt") as stt,
+        running_worker("stt_partial") as partial,
         running_worker("keywords", extra_env={"KEYWORD_BACKEND": "embedded"}),
     ):
-        yield
+        yield {"stt": stt, "stt_partial": partial}
 
 
 HEADERS: list[tuple[bytes, bytes]] = []
@@ -241,7 +244,9 @@ async def test_early_finals_stand_only_when_the_pause_was_the_end(workers, eval_
     for gap_s in (0.3, 0.25, 0.2, 0.15, 0.1, 0.05):
         gap = np.zeros(int(gap_s * RATE), np.float32)
         audio = np.concatenate([speech[:split], gap, speech[split:], tail])
-        endpointer = Endpointer(EndpointerConfig.from_settings(pause_events=True))
+        endpointer = Endpointer(
+            EndpointerConfig.from_settings(pause_events=True, pause_ms=settings.LIVE_PAUSE_MS)
+        )
         cut = endpointer.feed(audio) + endpointer.flush()
         kinds = [type(e) for e in cut]
         if kinds.count(Utterance) == 1 and Resumed in kinds:
@@ -262,7 +267,6 @@ async def test_early_finals_stand_only_when_the_pause_was_the_end(workers, eval_
 
     def decisions():
         import redis
-        from django.conf import settings
 
         client = redis.Redis.from_url(settings.REDIS_URL)
         keys = [
@@ -280,6 +284,40 @@ async def test_early_finals_stand_only_when_the_pause_was_the_end(workers, eval_
         lambda: list(Segment.objects.filter(transcript_id=ready["session"]))
     )
     assert [s.text for s in segments] == [final["text"]]
+
+
+async def test_partials_while_talking_come_from_the_partial_worker(workers, eval_clip):
+    """Streamed at the pace of speech, an 11 s sentence gets interim text about once a second
+    from the stt_partial worker; the stt worker does only the final."""
+    audio, entry = clip(eval_clip, "ko_zeroth_104_003_0019")
+    communicator = await connect()
+    await start(communicator)
+    step = 0.25
+    for piece in chunks(audio, step):
+        await communicator.send_to(bytes_data=pcm16(piece))
+        await asyncio.sleep(step)
+    events = await receive_until(
+        communicator, lambda e: e["type"] == "final" and e["text"], timeout=60
+    )
+    final = events[-1]
+    partials = [e for e in events if e["type"] == "partial"]
+    assert len(partials) >= 2, [e["type"] for e in events]
+    assert all(p["utterance"] == final["utterance"] for p in partials), partials
+    # Interim text grows towards the final: the last partial is a good part of the sentence.
+    assert len(partials[-1]["text"]) >= 10, partials
+    assert cer(entry["reference"], final["text"], numerals=True) < 0.3, final["text"]
+    await communicator.send_json_to({"type": "stop"})
+    await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=30)
+    await communicator.disconnect()
+    partial_log = log_text(workers["stt_partial"].log, limit=None)
+    stt_log = log_text(workers["stt"].log, limit=None)
+    assert "Task transcription.tasks.transcribe_partial[" in partial_log, partial_log[-3000:]
+    assert "Task transcription.tasks.transcribe_partial[" not in stt_log, stt_log[-3000:]
+    assert "Task transcription.tasks.transcribe_utterance[" in stt_log, stt_log[-3000:]
+    # The partial worker runs at the lowest priority, its session's scheduling group included.
+    group = Path(f"/proc/{workers['stt_partial'].pid}/autogroup")
+    if group.exists():
+        assert group.read_text().split()[-1] == "19"
 
 
 async def test_disconnect_mid_utterance_still_stores_it(workers, eval_clip):

@@ -135,12 +135,12 @@ def _flower_workers(platform: Platform, timeout: float = 60) -> dict:
             if response.status_code == 200:
                 workers = response.json()
                 queues = {q["name"] for w in workers.values() for q in w.get("active_queues") or []}
-                if {"stt", "keywords"} <= queues:
+                if {"stt", "stt_partial", "keywords"} <= queues:
                     return workers
         except (httpx.HTTPError, ValueError):
             pass
         time.sleep(1)
-    raise AssertionError(f"Flower did not list workers on stt and keywords: {workers}")
+    raise AssertionError(f"Flower did not list workers on stt, stt_partial and keywords: {workers}")
 
 
 def test_start_system_runs_stops_and_restarts_on_embedded_defaults(tmp_path):
@@ -160,6 +160,7 @@ def test_start_system_runs_stops_and_restarts_on_embedded_defaults(tmp_path):
 
         workers = _flower_workers(platform)
         assert any(name.startswith("stt-cpu@") for name in workers)
+        assert any(name.startswith("stt-partial-cpu@") for name in workers)
         assert any(name.startswith("keywords@") for name in workers)
         # Flower is behind the basic auth it was given.
         assert (
@@ -167,7 +168,7 @@ def test_start_system_runs_stops_and_restarts_on_embedded_defaults(tmp_path):
         )
 
         # Log lines are prefixed by process name.
-        for name in ("web.1", "stt-cpu.1", "keywords.1", "flower.1"):
+        for name in ("web.1", "stt-cpu.1", "stt-partial-cpu.1", "keywords.1", "flower.1"):
             assert re.search(rf"^\d\d:\d\d:\d\d {re.escape(name)}\s+\|", platform.log, re.M), name
         created = re.search(r"Created admin account 'admin' with password: (\S+)", platform.log)
         assert created, platform.log[-3000:]

@@ -10,11 +10,13 @@ chunked and the work is linear in its length. It reports what it hears as events
   starts an utterance that is then taken back: there is no "cancelled" event.
 - ``Partial``: about once per ``partial_interval_s`` of ongoing speech, the utterance's audio
   so far, for interim text.
-- ``Pause`` (when ``pause_events`` is on): the speech stopped and ``speech_pad_ms`` of
-  silence has followed, so the audio the utterance will have *if the silence lasts* is
-  known; ``Resumed`` takes it back when speech starts again before ``min_silence_ms``.
-  An ``Utterance`` ending at the same ``end`` is exactly the ``Pause``'s audio, so work
-  started on it at the pause can stand as the final.
+- ``Pause`` (when ``pause_events`` is on): the speech stopped and ``pause_ms`` of silence
+  has followed; it carries the end the utterance will have *if the silence lasts* and its
+  audio up to ``pause_ms`` after the speech (all of it when ``pause_ms`` >= ``speech_pad_ms``;
+  Whisper hears the rest of the pad, near-silence, as the zeros it pads every window with
+  anyway). ``Resumed`` takes it back when speech starts again before ``min_silence_ms``.
+  An ``Utterance`` ending at the same ``end`` begins with exactly the ``Pause``'s audio,
+  so work started on it at the pause can stand as the final.
 - ``Utterance``: the finished utterance, ``reason`` "silence" (``min_silence_ms`` of silence,
   ``speech_pad_ms`` of it kept), "max_length" (cut at the quietest point of the last couple of
   seconds before ``max_utterance_s``; the rest starts the next utterance) or "flush" (the
@@ -82,8 +84,9 @@ class Partial:
 
 @dataclass(frozen=True, slots=True)
 class Pause:
-    """Utterance ``utterance_id`` would end at ``end`` with this ``audio`` if the silence
-    that began lasts ``min_silence_ms``. Equality ignores ``audio``."""
+    """Utterance ``utterance_id`` would end at ``end`` if the silence that began lasts
+    ``min_silence_ms``. ``audio`` is the stream's samples from ``start``, as far as
+    ``pause_ms`` after the speech (at most to ``end``). Equality ignores ``audio``."""
 
     utterance_id: int
     audio: np.ndarray = field(compare=False, repr=False)
@@ -133,8 +136,9 @@ class EndpointerConfig:
     # How far back from the max-length limit a cut may go looking for a pause.
     cut_search_s: float = 2.0
     # Announce pauses (``Pause``/``Resumed``) so a final can be started before the silence
-    # rule has run out.
+    # rule has run out: after this much silence.
     pause_events: bool = False
+    pause_ms: int = 100
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -160,6 +164,10 @@ class EndpointerConfig:
             raise ValueError(
                 f"partial_interval_s must be 0 (off) or at least 0.1, got {self.partial_interval_s!r}"
             )
+        if self.pause_ms <= 0:
+            # (One of min_silence_ms or more is allowed: the utterance always ends first,
+            # so there are simply no pauses.)
+            raise ValueError(f"pause_ms must be positive, got {self.pause_ms!r}")
         if self.cut_search_s <= 0:
             raise ValueError(f"cut_search_s must be positive, got {self.cut_search_s!r}")
 
@@ -300,6 +308,7 @@ class Endpointer:
         self._neg_threshold = config.effective_neg_threshold
         self._min_silence = round(config.min_silence_ms * rate / 1000)
         self._pad = round(config.speech_pad_ms * rate / 1000)
+        self._pause = round(config.pause_ms * rate / 1000)
         self._min_speech = round(config.min_speech_ms * rate / 1000)
         self._max_len = round(config.max_utterance_s * rate)
         self._partial_every = round(config.partial_interval_s * rate)
@@ -519,12 +528,13 @@ class Endpointer:
             return
         # The end a "silence" Utterance would get (see the min_silence branch of _step).
         end = min(self._temp_end + self._pad, self._utt_start + self._max_len)
-        if we >= end:
+        if we >= self._temp_end + self._pause:
+            heard = min(self._temp_end + self._pause, end)
             self._paused_at = self._temp_end
             events.append(
                 Pause(
                     self._utt_id,
-                    self._buffer.copy(self._utt_start, end),
+                    self._buffer.copy(self._utt_start, heard),
                     self._utt_start / self.sample_rate,
                     end / self.sample_rate,
                 )

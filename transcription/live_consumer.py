@@ -45,6 +45,7 @@ from transcription.live import (
 )
 from transcription.models import Transcript
 from transcription.notify import group_name
+from workers.queues import Queue
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 2.0
@@ -71,7 +72,7 @@ def _dispatch_utterance(
     early = {}
     if early_key:
         # The worker waits this long (from now) for the silence rule to end the utterance.
-        silence_s = (settings.VAD_MIN_SILENCE_MS - settings.VAD_SPEECH_PAD_MS) / 1000
+        silence_s = (settings.VAD_MIN_SILENCE_MS - settings.LIVE_PAUSE_MS) / 1000
         early = {"early_key": early_key, "early_wait_s": max(silence_s, 0.0) + EARLY_MARGIN_S}
         # A partial still queued is older than this: the worker skips it.
         live_events.mark_latest_partial(transcript_id, f"early:{index}")
@@ -89,7 +90,11 @@ def _dispatch_partial(transcript_id: str, token: str, start: float, audio, langu
     live_events.put_audio(key, audio.astype("<f4").tobytes())
     live_events.mark_latest_partial(transcript_id, token)
     # A partial nobody picked up within a few seconds is stale; the broker drops it.
-    transcribe_partial.apply_async(args=[transcript_id, token, start, key, language], expires=5)
+    transcribe_partial.apply_async(
+        args=[transcript_id, token, start, key, language],
+        queue=settings.LIVE_PARTIAL_QUEUE,
+        expires=5,
+    )
 
 
 def _finish(transcript_id: str, position: float, next_utterance: int) -> None:
@@ -330,7 +335,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 start, end = self._span(event)
                 key = live_events.early_key(self.transcript_id, index, end)
                 self.early = (event.utterance_id, end, key)
-                self.partial_inflight_since = time.monotonic()
+                if settings.LIVE_PARTIAL_QUEUE == Queue.STT:
+                    # One worker does both: no partial in front of the guess at the final.
+                    self.partial_inflight_since = time.monotonic()
                 await self._send_utterance(index, start, end, event.audio, key)
             elif isinstance(event, Resumed):
                 if self.early and self.early[0] == event.utterance_id:
@@ -353,6 +360,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             EndpointerConfig.from_settings(
                 partial_interval_s=settings.LIVE_PARTIAL_INTERVAL_S,
                 pause_events=settings.LIVE_EARLY_FINALS,
+                pause_ms=settings.LIVE_PAUSE_MS,
             )
         )
 

@@ -119,6 +119,12 @@ def settle_early(key: str, decision: str, client: redis.Redis | None = None) -> 
     return value.decode() if value else decision
 
 
+def early_decision(key: str, client: redis.Redis | None = None) -> str | None:
+    """The decision on an early final if there is one yet, without waiting."""
+    value = (client or _client()).get(key)
+    return value.decode() if value else None
+
+
 def await_early(key: str, timeout_s: float, client: redis.Redis | None = None) -> str:
     """The decision on an early final, waiting up to ``timeout_s`` for it; after that the
     worker gives up (``abandoned``) unless a decision slipped in meanwhile."""

@@ -51,6 +51,11 @@ def transcribe_utterance(
     and announces it as usual; otherwise the text goes out as a partial and the consumer
     sends the utterance again when it does end.
     """
+    if early_key and live_events.early_decision(early_key) == live_events.VOID:
+        # Speech resumed while this waited in the queue: the utterance will come again
+        # whole, and a guess at it now would only hold up the work behind it.
+        live_events.drop_audio(audio_key)
+        return None
     notifier = ProgressNotifier(transcript_id, live=True)
     picked_at = time.time()
     audio = _audio(audio_key)

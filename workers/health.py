@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection
 
 from keywords.backends import LlmStatus, active_backend, probe_llm
 from workers.heartbeat import online_workers
-from workers.queues import REQUIRED_QUEUES
+from workers.queues import REQUIRED_QUEUES, Queue
 
 
 @dataclass
@@ -73,6 +73,16 @@ def check_llm(llm: LlmStatus) -> Check:
     return Check(not required, detail, {"required": required, "backend": backend})
 
 
+def check_partial_queue(workers: list[dict], error: str) -> Check:
+    """Live interim text: without a worker, finals still come, only the grey text does not;
+    reported, but the platform stays available."""
+    names = [w["hostname"] for w in workers]
+    if workers:
+        return Check(True, f"{len(workers)} worker(s)", {"workers": names, "required": False})
+    detail = error or f"no worker is consuming queue {Queue.STT_PARTIAL.value}: no interim text"
+    return Check(True, detail, {"workers": names, "required": False})
+
+
 def platform_health() -> tuple[bool, dict]:
     client = redis_client()
     checks: dict[str, Check] = {"database": check_database(), "redis": check_redis(client)}
@@ -88,6 +98,10 @@ def platform_health() -> tuple[bool, dict]:
             checks[f"queue:{queue.value}"] = Check(
                 False, error or f"no worker is consuming queue {queue.value}", {"workers": names}
             )
+    if settings.LIVE_PARTIAL_QUEUE == Queue.STT_PARTIAL:
+        checks[f"queue:{Queue.STT_PARTIAL.value}"] = check_partial_queue(
+            by_queue.get(Queue.STT_PARTIAL.value, []), error
+        )
     checks["llm"] = check_llm(probe_llm())
     failing = [name for name, check in checks.items() if not check.ok]
     body = {

@@ -18,6 +18,8 @@ import time
 import redis
 from celery import signals
 
+from workers.queues import runs_whisper
+
 log = logging.getLogger(__name__)
 KEY_PREFIX = "stt:worker:"
 INTERVAL_S = 5.0
@@ -38,7 +40,7 @@ def worker_record(hostname: str, queues: list[str]) -> dict:
 
     from workers.gpu import list_gpus
 
-    gpus = [gpu.as_dict() for gpu in list_gpus()] if "stt" in queues else []
+    gpus = [gpu.as_dict() for gpu in list_gpus()] if runs_whisper(queues) else []
     return {
         "hostname": hostname,
         "queues": sorted(queues),
@@ -47,7 +49,7 @@ def worker_record(hostname: str, queues: list[str]) -> dict:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "device": "cuda" if gpus else "cpu",
         "gpus": gpus,
-        "whisper_model": settings.WHISPER_MODEL if "stt" in queues else None,
+        "whisper_model": settings.WHISPER_MODEL if runs_whisper(queues) else None,
         "seen_at": time.time(),
     }
 

@@ -2,10 +2,12 @@
 
 ``python -m workers.launch procfile`` prints the process list: daphne on
 WEB_PORT, one Celery worker on queue ``stt`` per visible GPU (each pinned with its
-own CUDA_VISIBLE_DEVICES; one CPU worker without a GPU), a worker on queue
-``keywords`` and Flower. ``python -m workers.launch serve`` migrates, makes sure an
-admin exists, collects static files, then hands over to honcho, which prefixes
-each process's log lines with its name and stops them all on Ctrl-C or SIGTERM.
+own CUDA_VISIBLE_DEVICES; one CPU worker without a GPU), beside each a worker on
+``stt_partial`` (live interim text, at the lowest CPU priority; none with
+LIVE_PARTIAL_QUEUE=stt), a worker on queue ``keywords`` and Flower.
+``python -m workers.launch serve`` migrates, makes sure an admin exists, collects
+static files, then hands over to honcho, which prefixes each process's log lines
+with its name and stops them all on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from pathlib import Path
 from workers.queues import Queue
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Partial (interim text) workers run at the lowest CPU priority: on a CPU-only machine a
+# final that starts while a partial is decoding gets nearly all of the cores.
+PARTIAL_NICENESS = 19
 
 
 def visible_gpu_ids() -> list[str]:
@@ -56,13 +61,27 @@ def worker_command(
     concurrency: int | str = 1,
     loglevel: str = "INFO",
     python: str = sys.executable,
+    niceness: int = 0,
 ) -> list[str]:
-    """A prefork Celery worker on ``queue``, named ``name`` (``%h`` is the host name)."""
+    """A prefork Celery worker on ``queue``, named ``name`` (``%h`` is the host name),
+    run under ``nice -n niceness`` when that is not 0."""
+    nice = ["nice", "-n", str(int(niceness))] if niceness else []
     return [
+        *nice,
         *(python, "-m", "celery", "-A", "sttproject", "worker", "-Q", queue),
         *("--concurrency", str(int(concurrency)), "--pool", "prefork", "--loglevel", loglevel),
         *("-n", name),
     ]
+
+
+def worker_niceness(queue: str) -> int:
+    """The CPU priority a worker on ``queue`` is started at."""
+    return PARTIAL_NICENESS if queue == Queue.STT_PARTIAL else 0
+
+
+def partial_workers_wanted() -> bool:
+    """Whether partials have workers of their own (LIVE_PARTIAL_QUEUE is not ``stt``)."""
+    return os.environ.get("LIVE_PARTIAL_QUEUE", "").strip().lower() != Queue.STT.value
 
 
 def procfile_lines(python: str = sys.executable) -> list[str]:
@@ -75,13 +94,24 @@ def procfile_lines(python: str = sys.executable) -> list[str]:
     lines = [f"web: exec {shlex.join(web)}"]
     # One process per GPU: the model is loaded once per process and a GPU serves one
     # decode at a time best; -c 1 with prefetch 1 keeps each worker to one job.
+    # Beside each, unless LIVE_PARTIAL_QUEUE=stt, a worker for live interim text at the
+    # lowest CPU priority: it uses what the finals leave and never holds a final up.
     gpus = visible_gpu_ids()
+    partials = partial_workers_wanted()
     for gpu in gpus or [""]:
-        name = f"stt-gpu{gpu}" if gpu else "stt-cpu"
-        stt = worker_command(Queue.STT, f"{name}@%h", loglevel=loglevel, python=python)
-        lines.append(
-            f"{name}: CUDA_VISIBLE_DEVICES={shlex.quote(gpu) if gpu else ''} exec {shlex.join(stt)}"
-        )
+        device = f"gpu{gpu}" if gpu else "cpu"
+        pin = f"CUDA_VISIBLE_DEVICES={shlex.quote(gpu) if gpu else ''}"
+        stt = worker_command(Queue.STT, f"stt-{device}@%h", loglevel=loglevel, python=python)
+        lines.append(f"stt-{device}: {pin} exec {shlex.join(stt)}")
+        if partials:
+            partial = worker_command(
+                Queue.STT_PARTIAL,
+                f"stt-partial-{device}@%h",
+                loglevel=loglevel,
+                python=python,
+                niceness=worker_niceness(Queue.STT_PARTIAL),
+            )
+            lines.append(f"stt-partial-{device}: {pin} exec {shlex.join(partial)}")
     keywords = worker_command(
         Queue.KEYWORDS,
         "keywords@%h",

@@ -12,6 +12,8 @@ import sys
 
 from celery import signals
 
+from workers.queues import runs_whisper
+
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +39,7 @@ def _warm_up(**_kwargs) -> None:
         return
     queues = consumed_queues(sys.argv)
     try:
-        if "stt" in queues:
+        if runs_whisper(queues):
             from transcription.engine import get_model
 
             get_model()
