@@ -10,6 +10,7 @@ never span a silence gap, because no clip contains one.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -248,9 +249,11 @@ def _assign(segments, placements: Sequence[Placement]) -> tuple[dict, set]:
     return by_region, suspect
 
 
-def _truncated(by_region: dict, placements: Sequence[Placement]) -> set:
-    """Utterances whose text is missing or much shorter than the rest of the batch speaks:
-    Whisper sometimes ends a packed window early and drops what follows."""
+def _truncated(by_region: dict, placements: Sequence[Placement], pad_s: float = 0.0) -> set:
+    """Utterances whose text is missing, much shorter than the rest of the batch speaks, or
+    ends (begins) well before (after) the utterance's speech does: Whisper sometimes ends a
+    packed window early and drops what follows, and a batched window is decoded once, with
+    no second pass from where it stopped. ``pad_s`` is the VAD pad around the speech."""
     rates = {
         p.region: _letters("".join(s.text for s in by_region[p.region])) / (p.end - p.start)
         for p in placements
@@ -264,7 +267,12 @@ def _truncated(by_region: dict, placements: Sequence[Placement]) -> set:
         duration = p.end - p.start
         missing = not by_region[p.region] and duration >= 0.5
         short = duration >= 1.5 and rates[p.region] < TRUNCATED_RATE_SHARE * reference
-        if missing or short:
+        lines = by_region[p.region]
+        uncovered = bool(lines) and (
+            (p.end - pad_s) - lines[-1].end > UNCOVERED_S
+            or lines[0].start - (p.start + pad_s) > UNCOVERED_S
+        )
+        if missing or short or uncovered:
             suspect.add(p.region)
     return suspect
 
@@ -272,10 +280,14 @@ def _truncated(by_region: dict, placements: Sequence[Placement]) -> set:
 # Packing: utterances share 30 s encoder windows (the encoder is most of the CPU cost),
 # separated by enough silence for Whisper to start a new line at each.
 PACK_GAP_S = 2.0
+# A segment may start this much before its clip (float rounding of the clip bounds).
+CLIP_SLACK_S = 0.05
 # A line overlapping a second utterance by more than this straddles the gap between them.
 STRADDLE_S = 0.3
 # An utterance whose letters per second fall under this share of the batch's is redone.
 TRUNCATED_RATE_SHARE = 0.6
+# ... and one whose lines leave this much of its speech uncovered at either end.
+UNCOVERED_S = 1.2
 
 
 def transcribe_regions(
@@ -309,13 +321,13 @@ def transcribe_regions(
         by_region: dict[tuple[float, float], list] = {}
         redo: set[tuple[float, float]] = set()
         all_placements = [p for layout in layouts for p in layout]
-        for clip, layout in zip(clips, layouts, strict=True):
-            inside = [s for s in decoded if clip["start"] - 0.05 <= s.start < clip["end"]]
+        for inside, layout in zip(_by_clip(decoded, clips), layouts, strict=True):
             assigned, straddling = _assign(inside, layout)
             by_region.update(assigned)
             redo |= straddling  # empty unless the window holds two utterances or more
         # Judged against the whole batch, redone only where packing could have cut the text.
-        redo |= _truncated(by_region, all_placements) & {
+        pad_s = settings.VAD_SPEECH_PAD_MS / 1000
+        redo |= _truncated(by_region, all_placements, pad_s) & {
             p.region for layout in layouts if len(layout) > 1 for p in layout
         }
 
@@ -329,9 +341,12 @@ def transcribe_regions(
         for start in range(0, len(redo_regions), size):
             alone = redo_regions[start : start + size]
             clips = [{"start": s, "end": e} for s, e in alone]
-            for segment in _decode(audio, clips, language, size):
-                start_s, end_s = _clamp(segment.start, segment.end, alone)
-                results.append(_result(segment, start_s, end_s))
+            for segments, region in zip(
+                _by_clip(_decode(audio, clips, language, size), clips), alone, strict=True
+            ):
+                for segment in segments:
+                    start_s, end_s = _clamp(segment.start, segment.end, region)
+                    results.append(_result(segment, start_s, end_s))
         results.sort(key=lambda r: (r.start, r.end))
         log.info(
             "decoded %d utterances in %d windows; %d decoded again alone",
@@ -346,15 +361,25 @@ def transcribe_regions(
         )
 
 
-def _clamp(start: float, end: float, group: Sequence[tuple[float, float]]) -> tuple[float, float]:
+def _by_clip(segments: Sequence, clips: Sequence[dict]) -> list[list]:
+    """The decoded segments of each clip, every segment in exactly one: the last clip that
+    begins (less a little slack for rounding) at or before the segment does. Clips are in
+    order and do not overlap, but they may touch (packed windows always do), so a segment
+    whose start is a rounding error below its clip's start must not land in the one before."""
+    starts = [clip["start"] - CLIP_SLACK_S for clip in clips]
+    out: list[list] = [[] for _ in clips]
+    for segment in segments:
+        index = bisect.bisect_right(starts, segment.start) - 1
+        out[max(index, 0)].append(segment)
+    return out
+
+
+def _clamp(start: float, end: float, region: tuple[float, float]) -> tuple[float, float]:
     """Keep a segment inside the utterance it came from: Whisper's last timestamp in a clip
     can overshoot the clip's end by a few hundred milliseconds."""
-    for region_start, region_end in group:
-        if region_start - 0.05 <= start <= region_end:
-            start = max(start, region_start)
-            end = min(max(end, start), region_end)
-            return start, end
-    return start, max(end, start)
+    region_start, region_end = region
+    start = min(max(start, region_start), region_end)
+    return start, min(max(end, start), region_end)
 
 
 def _place(segments: Sequence, placement: Placement) -> list[SegmentResult]:
