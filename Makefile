@@ -55,6 +55,7 @@ bench-keywords: install-dev
 
 # Dev clips streamed through /ws at real-time pace by 1, 2 and 4 clients: CER, latency,
 # overhead over plain faster-whisper, backlog, no-speech words (bench/live.py).
+# BENCH_ARGS="--levels 1 --rounds 3" streams one client three times and pools the finals.
 bench-live: install-dev model
 	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m bench.live $(BENCH_ARGS)
 
