@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -44,7 +45,8 @@ def test_the_bench_client_speaks_the_native_protocol_with_daphne():
     # 35 000 samples of 16-bit silence at 16 kHz, as the server counted them.
     assert stopped["duration"] == pytest.approx(35_000 / 16_000, abs=0.01)
     assert closed == {"type": "_closed", "code": 1000}
-    assert stamp["arrived"] > 0
+    # Arrival is stamped on the wall clock when the frame is read, for latency figures.
+    assert abs(stamp["arrived"] - time.time()) < 60
     # Without the session cookie the server says why, then closes the socket.
     with running_web() as url:
         port = int(url.rsplit(":", 1)[1])
@@ -57,4 +59,4 @@ def test_the_bench_client_speaks_the_native_protocol_with_daphne():
 
         error, closed = asyncio.run(anonymous())
     assert error["type"] == "error" and error["code"] == "unauthorized"
-    assert closed["type"] == "_closed" and closed["code"] is not None
+    assert closed == {"type": "_closed", "code": 4401}

@@ -289,7 +289,8 @@ def test_each_partial_worker_shares_the_gpu_of_its_stt_worker():
         assert gpu_devices(svc) == gpu_devices(twin), name
         assert _option(svc["command"], "-n") == f"{name}@%h"
         assert _option(svc["command"], "--concurrency") == "1"
-        assert svc["environment"] == twin["environment"]
+        # The lowest CPU weight, as `nice 19` gives the partial worker outside containers.
+        assert svc["cpu_shares"] == 2 and "cpu_shares" not in twin
 
 
 def test_only_gpu_services_reserve_gpus():

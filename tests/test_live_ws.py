@@ -52,6 +52,28 @@ def signed_in(transactional_db):
 
 
 @pytest.fixture(autouse=True)
+def workers_settle(transactional_db):
+    """After each test, let the workers finish what it started (finish_live, keywords)
+    before the database is flushed: a TRUNCATE racing a worker's UPDATE can deadlock on a
+    busy machine."""
+    yield
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    live = Transcript.objects.filter(source=Transcript.Source.LIVE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if not (
+            client.llen("stt")
+            or client.llen("keywords")
+            or live.filter(status=Transcript.Status.RUNNING).exists()
+        ):
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)  # the task a worker had already taken
+
+
+@pytest.fixture(autouse=True)
 def no_leftover_sessions(settings):
     import redis
 

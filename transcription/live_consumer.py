@@ -17,6 +17,7 @@ import time
 import uuid
 from typing import Any
 
+import redis
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -83,6 +84,34 @@ def _dispatch_utterance(
     )
 
 
+# How long the answer of partial_queue() is kept.
+PARTIAL_ROUTE_TTL_S = 10
+
+
+def partial_queue() -> str:
+    """Where partial requests go: ``LIVE_PARTIAL_QUEUE``, unless no worker consumes
+    ``stt_partial`` (a deployment that runs only stt workers): then the stt workers do them,
+    as with ``LIVE_PARTIAL_QUEUE=stt``, rather than leaving them in a queue nobody reads.
+    Looked up in the worker heartbeats at most every ``PARTIAL_ROUTE_TTL_S`` seconds."""
+    if settings.LIVE_PARTIAL_QUEUE == Queue.STT:
+        return Queue.STT.value
+    from django.core.cache import cache
+
+    from workers.health import redis_client
+    from workers.heartbeat import online_workers
+
+    queue = cache.get("live:partial-queue")
+    if queue is None:
+        try:
+            records = online_workers(redis_client())
+        except redis.RedisError:
+            return Queue.STT_PARTIAL.value
+        served = any(Queue.STT_PARTIAL.value in r.get("queues", []) for r in records)
+        queue = Queue.STT_PARTIAL.value if served else Queue.STT.value
+        cache.set("live:partial-queue", queue, PARTIAL_ROUTE_TTL_S)
+    return queue
+
+
 def _dispatch_partial(transcript_id: str, token: str, start: float, audio, language: str) -> None:
     from transcription.tasks import transcribe_partial
 
@@ -92,7 +121,7 @@ def _dispatch_partial(transcript_id: str, token: str, start: float, audio, langu
     # A partial nobody picked up within a few seconds is stale; the broker drops it.
     transcribe_partial.apply_async(
         args=[transcript_id, token, start, key, language],
-        queue=settings.LIVE_PARTIAL_QUEUE,
+        queue=partial_queue(),
         expires=5,
     )
 
@@ -154,10 +183,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.utterance_ids: dict[Any, int] = {}
         self.partial_counts: dict[int, int] = {}
         # When the last partial request went out and has not been answered: one at a time,
-        # so that interim text never queues up in front of finals on a busy worker.
+        # so that requests never pile up on a busy worker (nor in front of finals, where the
+        # stt workers do partials too).
         self.partial_inflight_since: float | None = None
         # The early final in flight: (endpointer utterance id, end on the timeline, key).
         self.early: tuple[Any, float, str] | None = None
+        # Whether that early final is what partial_inflight_since waits for (LIVE_PARTIAL_QUEUE
+        # is stt, or no partial worker runs).
+        self.early_holds_partials = False
         self.pending: dict[
             int, tuple[float, float]
         ] = {}  # utterance -> (seconds of audio, sent at)
@@ -335,13 +368,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 start, end = self._span(event)
                 key = live_events.early_key(self.transcript_id, index, end)
                 self.early = (event.utterance_id, end, key)
-                if settings.LIVE_PARTIAL_QUEUE == Queue.STT:
+                if await asyncio.to_thread(partial_queue) == Queue.STT:
                     # One worker does both: no partial in front of the guess at the final.
                     self.partial_inflight_since = time.monotonic()
+                    self.early_holds_partials = True
                 await self._send_utterance(index, start, end, event.audio, key)
             elif isinstance(event, Resumed):
                 if self.early and self.early[0] == event.utterance_id:
                     await self._settle_early(live_events.VOID)
+                    if self.early_holds_partials:
+                        # A guess still queued is now skipped and never answers: interim
+                        # text may be asked for again at once.
+                        self.partial_inflight_since = None
+                        self.early_holds_partials = False
             elif isinstance(event, Utterance):
                 index = self._index(event.utterance_id)
                 self.utterance_ids.pop(event.utterance_id, None)

@@ -92,6 +92,26 @@ def mark_latest_partial(session: str, token: str, client: redis.Redis | None = N
     (client or _client()).set(f"live:{session}:partial", token, ex=LOG_TTL_S)
 
 
+# Sets the token to "final:N" unless the one there is for a later utterance: partials of the
+# next utterance may already be on their way (another queue) when a worker reaches final N.
+_SUPERSEDE = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local n = tonumber(string.match(current, '^(%d+):') or string.match(current, ':(%d+)$'))
+  if n and n > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], 'final:' .. ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
+def supersede_partials(session: str, index: int, client: redis.Redis | None = None) -> bool:
+    """Make partial requests of utterance ``index`` (and earlier) stale, leaving a newer
+    utterance's alone; True when the token was set."""
+    key = f"live:{session}:partial"
+    return bool((client or _client()).eval(_SUPERSEDE, 1, key, index, LOG_TTL_S))
+
+
 def latest_partial(session: str, client: redis.Redis | None = None) -> str | None:
     value = (client or _client()).get(f"live:{session}:partial")
     return value.decode() if value else None

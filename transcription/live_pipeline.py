@@ -72,7 +72,7 @@ def transcribe_utterance(
         )
         return None
     if not early_key:
-        live_events.mark_latest_partial(transcript_id, f"final:{index}")
+        live_events.supersede_partials(transcript_id, index)
     results, used_language = engine.transcribe_clip(audio, language, offset=start)
     kept = filter_segments(results, speech_spans=[(start, end)])
     text = " ".join(r.text for r in kept).strip()
@@ -87,7 +87,7 @@ def transcribe_utterance(
                 # Still the newest request of the session: its text is the interim text.
                 notifier.send("partial", utterance=index, text=text, start=start)
             return None
-        live_events.mark_latest_partial(transcript_id, f"final:{index}")
+        live_events.supersede_partials(transcript_id, index)
         waited = time.time() - computed_at
     segment = None
     if text:

@@ -1,4 +1,5 @@
-"""Thin Celery tasks on queue ``stt``: load ids, call the domain function."""
+"""Thin Celery tasks on queue ``stt`` (``transcribe_partial`` is sent to
+``LIVE_PARTIAL_QUEUE``): load ids, call the domain function."""
 
 from __future__ import annotations
 

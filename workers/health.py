@@ -79,7 +79,10 @@ def check_partial_queue(workers: list[dict], error: str) -> Check:
     names = [w["hostname"] for w in workers]
     if workers:
         return Check(True, f"{len(workers)} worker(s)", {"workers": names, "required": False})
-    detail = error or f"no worker is consuming queue {Queue.STT_PARTIAL.value}: no interim text"
+    detail = error or (
+        f"no worker is consuming queue {Queue.STT_PARTIAL.value}: "
+        "the stt workers do interim text between finals"
+    )
     return Check(True, detail, {"workers": names, "required": False})
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from celery import signals
 
 log = logging.getLogger(__name__)
 AUTOGROUP = Path("/proc/self/autogroup")
+RETRIES = 10
 
 
 def match_autogroup_niceness(autogroup: Path = AUTOGROUP) -> int | None:
@@ -27,13 +29,20 @@ def match_autogroup_niceness(autogroup: Path = AUTOGROUP) -> int | None:
     niceness = os.nice(0)
     if niceness <= 0 or os.getsid(0) != os.getpid() or not autogroup.exists():
         return None
-    try:
-        # Raising it needs no privilege; the file reads "/autogroup-N nice X".
-        autogroup.write_text(f"{niceness}\n")
-    except OSError as exc:
-        log.warning("could not lower the CPU priority of this worker's session: %s", exc)
-        return None
-    return niceness
+    for attempt in range(RETRIES):
+        try:
+            # Raising it needs no privilege; the file reads "/autogroup-N nice X".
+            autogroup.write_text(f"{niceness}\n")
+            return niceness
+        except BlockingIOError:
+            # EAGAIN: without CAP_SYS_ADMIN the kernel takes one such change per 100 ms
+            # machine-wide, and every partial worker starts at the same moment.
+            time.sleep(0.15 * (attempt + 1))
+        except OSError as exc:
+            log.warning("could not lower the CPU priority of this worker's session: %s", exc)
+            return None
+    log.warning("could not lower the CPU priority of this worker's session: busy")
+    return None
 
 
 @signals.worker_init.connect
