@@ -650,7 +650,11 @@ def report(summary: list[dict], paths: list[str], meta: dict) -> dict:
     totals: dict = {}
     add("")
     add("Totals")
-    for kind, label in (("ko", "single Korean clips"), ("none", "no-speech clips")):
+    long_rows = [r for r in summary if r["kind"] == "long"]
+    kinds = [("ko", "single Korean clips"), ("none", "no-speech clips")]
+    if long_rows:
+        kinds.append(("long", f"long files ({len(long_rows)})"))
+    for kind, label in kinds:
         row = {path: total(kind, path) for path in paths}
         totals[f"time_{kind}"] = row
         ratio = (
@@ -660,22 +664,6 @@ def report(summary: list[dict], paths: list[str], meta: dict) -> dict:
         )
         totals[f"ratio_{kind}"] = ratio
         extra = f", engine {fmt(row.get('engine'))} s" if has_engine else ""
-        add(
-            f"  time, {label:<20}: platform {fmt(row['platform'])} s, plain "
-            f"{fmt(row['plain'])} s, ratio {fmt(ratio, '.3f')}{extra}"
-        )
-    long_rows = [r for r in summary if r["kind"] == "long"]
-    if long_rows:
-        row = {path: total("long", path) for path in paths}
-        totals["time_long"] = row
-        ratio = (
-            row["platform"] / row["plain"]
-            if row.get("platform") is not None and row.get("plain")
-            else None
-        )
-        totals["ratio_long"] = ratio
-        extra = f", engine {fmt(row.get('engine'))} s" if has_engine else ""
-        label = f"long files ({len(long_rows)})"
         add(
             f"  time, {label:<20}: platform {fmt(row['platform'])} s, plain "
             f"{fmt(row['plain'])} s, ratio {fmt(ratio, '.3f')}{extra}"

@@ -44,3 +44,10 @@ def test_partials_folded_into_stt_start_no_partial_worker(monkeypatch, value):
     procs = processes(monkeypatch, STT_GPUS="cpu", LIVE_PARTIAL_QUEUE=value)
     assert not [name for name in procs if "partial" in name]
     assert queue_of(procs["stt-cpu"]) == "stt"
+
+
+def test_a_mistyped_partial_queue_stops_the_launcher_as_it_stops_the_settings(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="LIVE_PARTIAL_QUEUE"):
+        processes(monkeypatch, STT_GPUS="cpu", LIVE_PARTIAL_QUEUE="stt-partial")

@@ -151,9 +151,9 @@ def await_early(key: str, timeout_s: float, client: redis.Redis | None = None) -
     client = client or _client()
     remaining = timeout_s
     while remaining > 0:
-        value = client.get(key)
-        if value:
-            return value.decode()
+        decision = early_decision(key, client)
+        if decision:
+            return decision
         started = time.monotonic()
         client.blpop([key + ":wake"], timeout=min(remaining, 1.0))
         remaining -= time.monotonic() - started

@@ -73,17 +73,20 @@ def check_llm(llm: LlmStatus) -> Check:
     return Check(not required, detail, {"required": required, "backend": backend})
 
 
-def check_partial_queue(workers: list[dict], error: str) -> Check:
-    """Live interim text: without a worker, finals still come, only the grey text does not;
-    reported, but the platform stays available."""
-    names = [w["hostname"] for w in workers]
+def check_queue(
+    queue: str, workers: list[dict], error: str, *, required: bool = True, meanwhile: str = ""
+) -> Check:
+    """The workers consuming ``queue``. A queue that is not required is reported with what
+    happens ``meanwhile`` and does not fail the platform."""
+    data: dict = {"workers": [w["hostname"] for w in workers]}
+    if not required:
+        data["required"] = False
     if workers:
-        return Check(True, f"{len(workers)} worker(s)", {"workers": names, "required": False})
-    detail = error or (
-        f"no worker is consuming queue {Queue.STT_PARTIAL.value}: "
-        "the stt workers do interim text between finals"
+        return Check(True, f"{len(workers)} worker(s)", data)
+    detail = error or f"no worker is consuming queue {queue}" + (
+        f": {meanwhile}" if meanwhile else ""
     )
-    return Check(True, detail, {"workers": names, "required": False})
+    return Check(not required, detail, data)
 
 
 def platform_health() -> tuple[bool, dict]:
@@ -91,19 +94,18 @@ def platform_health() -> tuple[bool, dict]:
     checks: dict[str, Check] = {"database": check_database(), "redis": check_redis(client)}
     by_queue, error = workers_by_queue(client) if checks["redis"].ok else ({}, "Redis unreachable")
     for queue in REQUIRED_QUEUES:
-        workers = by_queue.get(queue.value, [])
-        names = [w["hostname"] for w in workers]
-        if workers:
-            checks[f"queue:{queue.value}"] = Check(
-                True, f"{len(workers)} worker(s)", {"workers": names}
-            )
-        else:
-            checks[f"queue:{queue.value}"] = Check(
-                False, error or f"no worker is consuming queue {queue.value}", {"workers": names}
-            )
+        checks[f"queue:{queue.value}"] = check_queue(
+            queue.value, by_queue.get(queue.value, []), error
+        )
     if settings.LIVE_PARTIAL_QUEUE == Queue.STT_PARTIAL:
-        checks[f"queue:{Queue.STT_PARTIAL.value}"] = check_partial_queue(
-            by_queue.get(Queue.STT_PARTIAL.value, []), error
+        # Live interim text: without its worker the stt workers do it; not a failure.
+        partial = Queue.STT_PARTIAL.value
+        checks[f"queue:{partial}"] = check_queue(
+            partial,
+            by_queue.get(partial, []),
+            error,
+            required=False,
+            meanwhile="the stt workers do interim text between finals",
         )
     checks["llm"] = check_llm(probe_llm())
     failing = [name for name, check in checks.items() if not check.ok]

@@ -80,8 +80,12 @@ def worker_niceness(queue: str) -> int:
 
 
 def partial_workers_wanted() -> bool:
-    """Whether partials have workers of their own (LIVE_PARTIAL_QUEUE is not ``stt``)."""
-    return os.environ.get("LIVE_PARTIAL_QUEUE", "").strip().lower() != Queue.STT.value
+    """Whether partials have workers of their own (LIVE_PARTIAL_QUEUE is not ``stt``), parsed
+    as the settings parse it (the launcher runs before Django is set up)."""
+    from sttproject.env import envchoice
+
+    choices = (Queue.STT_PARTIAL.value, Queue.STT.value)
+    return envchoice("LIVE_PARTIAL_QUEUE", Queue.STT_PARTIAL.value, choices) != Queue.STT.value
 
 
 def procfile_lines(python: str = sys.executable) -> list[str]:
