@@ -20,6 +20,7 @@ from tests.conftest import session_cookie_header
 from transcription.audio import decode_audio
 from transcription.endpointing import Endpointer, EndpointerConfig, Resumed, Utterance
 from transcription.models import Segment, Transcript
+from workers.priority import autogroup_niceness
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 RATE = 16000
@@ -339,7 +340,7 @@ async def test_partials_while_talking_come_from_the_partial_worker(workers, eval
     # The partial worker runs at the lowest priority, its session's scheduling group included.
     group = Path(f"/proc/{workers['stt_partial'].pid}/autogroup")
     if group.exists():
-        assert group.read_text().split()[-1] == "19"
+        assert autogroup_niceness(group) == 19
 
 
 async def test_disconnect_mid_utterance_still_stores_it(workers, eval_clip):

@@ -23,6 +23,20 @@ AUTOGROUP = Path("/proc/self/autogroup")
 RETRIES = 10
 
 
+def autogroup_niceness(autogroup: Path = AUTOGROUP) -> int | None:
+    """The nice value of a process's autogroup, or None when it has none of its own.
+
+    The file reads "/autogroup-N nice X"; it is empty for a process still in the kernel's
+    default group (a session that began before autogroups or under a daemon that never
+    called setsid), which is scheduled like the root group, at nice 0.
+    """
+    try:
+        fields = autogroup.read_text().split()
+    except OSError:
+        return None
+    return int(fields[-1]) if fields else None
+
+
 def match_autogroup_niceness(autogroup: Path = AUTOGROUP) -> int | None:
     """Set the session's autogroup nice value to this process's; returns it, or None when
     there is nothing to do (not niced, not the session leader, no autogroups)."""
