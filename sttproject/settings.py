@@ -193,6 +193,9 @@ LIVE_PAUSE_MS = envint("LIVE_PAUSE_MS", 100, minimum=10, maximum=10_000)
 # (one per stt worker, started by the launcher), so finals never queue behind a partial;
 # "stt" lets the stt workers do it between finals (one process less per device).
 LIVE_PARTIAL_QUEUE = envchoice("LIVE_PARTIAL_QUEUE", "stt_partial", ("stt_partial", "stt"))
+# Keep each live session's audio (16 kHz 16-bit WAV under MEDIA_ROOT/live/, about 115 MB an
+# hour) so its transcript page can play it and the admin can transcribe it again.
+LIVE_KEEP_AUDIO = envbool("LIVE_KEEP_AUDIO", True)
 
 # --- Keywords -------------------------------------------------------------------
 VLLM_API_URL = envurl("VLLM_API_URL", "http://127.0.0.1:8000/v1", ("http", "https")).rstrip("/")

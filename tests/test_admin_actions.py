@@ -1,4 +1,5 @@
-"""Admin actions, run by real workers: re-transcribe an upload, re-run keyword extraction."""
+"""Admin actions, run by real workers: re-transcribe an upload or a recorded live session,
+re-run keyword extraction."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import time
 import pytest
 from django.test import Client
 
+from bench.cer import cer
 from keywords.models import Backend, Category, Keyword
 from tests.factories import make_keyword, make_transcript
+from transcription.audio import decode_audio
 from transcription.models import Transcript
+from transcription.recording import LiveRecording, recording_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -101,6 +105,39 @@ def test_retranscribe_recreates_segments_without_duplicates(
     assert done.progress == 1.0 and done.error == ""
     # The live transcript was left as it was.
     assert Transcript.objects.get(pk=live.pk).segments.count() == 1
+
+
+def test_retranscribe_runs_a_recorded_live_session_through_the_batch_pipeline(
+    cast, stt_worker, eval_clip, staff_client
+):
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    path, entry = eval_clip("ko_zeroth_104_003_0294")
+    live = make_transcript(
+        cast.owner, texts=["잘못 들은 실시간 결과"], title="recorded", source=Transcript.Source.LIVE
+    )
+    name = recording_name(str(live.pk), timezone.now())
+    with LiveRecording(default_storage.path(name)) as recording:
+        recording.append(decode_audio(path))
+    Transcript.objects.filter(pk=live.pk).update(audio=name)
+    try:
+        messages = run_action(staff_client, "retranscribe", live)
+        assert "Queued re-transcription of 1 transcript(s)." in messages, messages
+        row = Transcript.objects.get(pk=live.pk)
+        done = wait_for(
+            lambda: Transcript.objects.filter(
+                pk=live.pk, status=Transcript.Status.DONE, task_id=row.task_id
+            ).first(),
+            what="re-transcription done",
+        )
+        text = " ".join(done.segments.order_by("index").values_list("text", flat=True))
+        assert "잘못 들은" not in text
+        assert cer(entry["reference"], text, numerals=True) < 0.3, text
+        assert done.source == Transcript.Source.LIVE
+    finally:
+        Transcript.objects.filter(pk=live.pk).delete()  # the recording goes with it
+    assert not default_storage.exists(name)
 
 
 def test_retranscribe_skips_a_running_transcript(staff_client, cast):

@@ -33,7 +33,7 @@ def test_live_page_transcribes_the_microphone(eval_clip, tmp_path):
     ]
     user = make_user("speaker")  # before Playwright starts its event loop in this thread
     with (
-        running_web() as url,
+        running_web(extra_env={"DATA_DIR": str(tmp_path / "data")}) as url,
         running_worker("stt"),
         running_worker("stt_partial"),
         running_worker("keywords", extra_env={"KEYWORD_BACKEND": "embedded"}),
@@ -58,14 +58,33 @@ def test_live_page_transcribes_the_microphone(eval_clip, tmp_path):
         page.click("#stop")
         page.wait_for_selector("#conn[data-state=stopped]", timeout=30_000)
         session = page.locator("#session-link").get_attribute("href").strip("/").split("/")[-1]
+        # The session was recorded: its page plays it, as long as what was said at least.
+        page.goto(f"{url}/transcripts/{session}/")
+        duration = page.wait_for_function(
+            "() => { const p = document.querySelector('#player');"
+            " return p && p.readyState >= 1 && p.duration; }",
+            timeout=15_000,
+        ).json_value()
+        assert duration >= speech.size / 16000, duration
+        assert page.locator("#segments.playable .segment").count() >= 1
 
     def stored(session):
         transcript = Transcript.objects.get(pk=session)
         return (
             transcript.source,
-            Segment.objects.filter(transcript=transcript).count(),
+            list(Segment.objects.filter(transcript=transcript).values_list("start", "end")),
             transcript.keywords.count(),
+            transcript.audio.name,
         )
 
-    source, segments, keywords = off_loop(stored, session)
-    assert source == "live" and segments >= 1 and keywords >= 1
+    source, spans, keywords, audio_name = off_loop(stored, session)
+    assert source == "live" and spans and keywords >= 1
+    # The recording is on the segments' timeline: the speech is where they say it is.
+    recorded = decode_audio(tmp_path / "data" / "media" / audio_name)
+    inside = np.zeros(recorded.size, dtype=bool)
+    for start, end in spans:
+        inside[int(start * 16000) : int(end * 16000)] = True
+    margin = np.convolve(inside, np.ones(8000), mode="same") > 0  # 0.25 s either side
+    speech_rms = np.sqrt(np.mean(recorded[inside] ** 2))
+    quiet_rms = np.sqrt(np.mean(recorded[~margin] ** 2)) if (~margin).any() else 0.0
+    assert speech_rms > 0.01 and speech_rms > 10 * quiet_rms, (speech_rms, quiet_rms)

@@ -75,6 +75,19 @@ def workers_settle(transactional_db):
 
 
 @pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    """Live sessions are recorded under MEDIA_ROOT/live/: a folder of each test's own."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def recording_of(session: str) -> np.ndarray:
+    transcript = Transcript.objects.get(pk=session)
+    assert transcript.audio.name.startswith("live/"), transcript.audio.name
+    return decode_audio(transcript.audio.path)
+
+
+@pytest.fixture(autouse=True)
 def no_leftover_sessions(settings):
     import redis
 
@@ -251,6 +264,12 @@ async def test_resume_after_a_dropped_connection(workers, eval_clip):
     )
     assert len(texts) == 2
     assert cer(entry2["reference"], texts[1]) < 0.5
+    # The recording holds both connections' audio, each where the timeline puts it.
+    recorded = await asyncio.to_thread(recording_of, session)
+    assert recorded.size == first.size + second.size
+    assert np.abs(recorded[: first.size] - first).max() < 1e-3
+    assert np.abs(recorded[first.size :] - second).max() < 1e-3
+    assert second_final["start"] >= first.size / RATE - 0.5
 
 
 async def test_early_finals_stand_only_when_the_pause_was_the_end(workers, eval_clip):
@@ -361,6 +380,21 @@ async def test_disconnect_mid_utterance_still_stores_it(workers, eval_clip):
 
     segments = await asyncio.to_thread(stored)
     assert segments and "장관" in "".join(s.text for s in segments)
+    recorded = await asyncio.to_thread(recording_of, ready["session"])
+    assert recorded.size == int(6.5 * RATE)
+
+
+async def test_no_recording_is_kept_when_turned_off(workers, settings, media):
+    settings.LIVE_KEEP_AUDIO = False
+    communicator = await connect()
+    ready = await start(communicator)
+    await stream(communicator, np.zeros(RATE, np.float32))
+    await communicator.send_json_to({"type": "stop"})
+    await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=30)
+    await communicator.disconnect()
+    transcript = await asyncio.to_thread(Transcript.objects.get, pk=ready["session"])
+    assert not transcript.audio
+    assert not list(media.rglob("*.wav"))
 
 
 async def test_bad_input_gets_errors_and_the_socket_stays_usable(workers):

@@ -83,14 +83,14 @@ class TranscriptAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Re-transcribe (uploads with stored audio)")
+    @admin.action(description="Re-transcribe (transcripts with stored audio)")
     def retranscribe(self, request: HttpRequest, queryset: QuerySet[Transcript]) -> None:
         from transcription.tasks import transcribe
 
         queued, no_audio, running = 0, [], []
         for transcript in queryset:
             if not transcript.audio:
-                # Live sessions keep no recording; there is nothing to transcribe again.
+                # A live session recorded with LIVE_KEEP_AUDIO off: nothing to transcribe.
                 no_audio.append(str(transcript))
                 continue
             if transcript.status == Transcript.Status.RUNNING:

@@ -329,12 +329,7 @@ class TranscriptDetail(APIView):
     )
     def delete(self, request: Request, pk) -> Response:
         transcript = get_object_or_404(visible_transcripts(request.user), pk=pk)
-        audio_name, storage = transcript.audio.name, transcript.audio.storage
-        with transaction.atomic():
-            transcript.delete()
-            # The file goes only once the rows are gone for good.
-            if audio_name:
-                transaction.on_commit(lambda: storage.delete(audio_name))
+        transcript.delete()  # its audio file goes too, once committed (signals.py)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.db.models import Max
 from django.utils import timezone
 
@@ -38,6 +39,7 @@ from transcription.endpointing import (
     Utterance,
 )
 from transcription.live import (
+    PartialGate,
     ProtocolError,
     decode_base64_f32,
     decode_binary,
@@ -46,6 +48,7 @@ from transcription.live import (
 )
 from transcription.models import Transcript
 from transcription.notify import group_name
+from transcription.recording import LiveRecording, RecordingError, recording_name
 from workers.queues import Queue
 
 log = logging.getLogger(__name__)
@@ -182,13 +185,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.next_utterance = 0
         self.utterance_ids: dict[Any, int] = {}
         self.partial_counts: dict[int, int] = {}
-        # When the last partial request went out and has not been answered: one at a time,
-        # so that requests never pile up on a busy worker (nor in front of finals, where the
-        # stt workers do partials too).
-        self.partial_inflight_since: float | None = None
+        self.partials = PartialGate(PARTIAL_ANSWER_WAIT_S)
         # The early final in flight: (endpointer utterance id, end on the timeline, key).
         self.early: tuple[Any, float, str] | None = None
-        # Whether that early final is what partial_inflight_since waits for (LIVE_PARTIAL_QUEUE
+        # Whether that early final is what the partial gate waits for (LIVE_PARTIAL_QUEUE
         # is stt, or no partial worker runs).
         self.early_holds_partials = False
         self.pending: dict[
@@ -198,6 +198,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.last_latency: float | None = None
         self.last_queue_wait: float | None = None
         self.legacy_held: dict[int, tuple[dict, asyncio.TimerHandle]] = {}
+        self.recording: LiveRecording | None = None
         self.session_key = None
         await self.accept()
         user = self.scope.get("user")
@@ -283,21 +284,28 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def _start(self, mode: str) -> None:
         self.mode = mode
         user = self.scope.get("user")
-        self.transcript_id = await database_sync_to_async(self._create_transcript)(user)
+        self.transcript_id, audio_name = await database_sync_to_async(self._create_transcript)(user)
         await self.channel_layer.group_add(group_name(self.transcript_id), self.channel_name)
         self.endpointer = self._new_endpointer()
+        if audio_name:
+            await asyncio.to_thread(self._open_recording, audio_name, 0.0)
         await self._emit({"type": "ready", "session": self.transcript_id, "resumed": False})
 
-    def _create_transcript(self, user) -> str:
+    def _create_transcript(self, user) -> tuple[str, str]:
+        pk, now = uuid.uuid4(), timezone.now()
         transcript = Transcript.objects.create(
+            pk=pk,
+            audio=recording_name(str(pk), timezone.localtime(now))
+            if settings.LIVE_KEEP_AUDIO
+            else "",
             owner=user if user is not None and user.is_authenticated else None,
             source=Transcript.Source.LIVE,
             status=Transcript.Status.RUNNING,
             language="" if self.language == "auto" else self.language,
-            title=f"Live {timezone.localtime():%Y-%m-%d %H:%M}",
-            started_at=timezone.now(),
+            title=f"Live {timezone.localtime(now):%Y-%m-%d %H:%M}",
+            started_at=now,
         )
-        return str(transcript.pk)
+        return str(transcript.pk), transcript.audio.name
 
     async def _resume(self, session: str, last_seq: int) -> None:
         user = self.scope.get("user")
@@ -307,8 +315,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.mode = "native"
         self.transcript_id = session
         state = await asyncio.to_thread(live_events.load_state, session)
-        self.offset = float(state.get("position_s", found[0]))
-        self.next_utterance = int(state.get("next_utterance", found[1]))
+        last_end, next_index, audio_name = found
+        self.next_utterance = int(state.get("next_utterance", next_index))
+        self.offset = float(state.get("position_s", last_end))
+        if audio_name:
+            # Without the saved state (it expires), the recording's length is the timeline.
+            self.offset = await asyncio.to_thread(
+                self._open_recording, audio_name, self.offset, "position_s" not in state
+            )
         await self.channel_layer.group_add(group_name(session), self.channel_name)
         self.endpointer = self._new_endpointer()
         missed = await asyncio.to_thread(live_events.replay, session, last_seq)
@@ -318,7 +332,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             {"type": "ready", "session": session, "resumed": True, "replayed": len(missed)}
         )
 
-    def _reopen(self, session: str, user) -> tuple[float, int] | None:
+    def _reopen(self, session: str, user) -> tuple[float, int, str] | None:
         try:
             transcript = Transcript.objects.get(pk=session, source=Transcript.Source.LIVE)
         except (Transcript.DoesNotExist, ValueError, ValidationError):  # a malformed id too
@@ -329,27 +343,68 @@ class LiveConsumer(AsyncWebsocketConsumer):
             status=Transcript.Status.RUNNING, finished_at=None
         )
         last = transcript.segments.aggregate(end=Max("end"), index=Max("index"))
-        return float(last["end"] or 0.0), int(last["index"] + 1 if last["index"] is not None else 0)
+        return (
+            float(last["end"] or 0.0),
+            int(last["index"] + 1 if last["index"] is not None else 0),
+            transcript.audio.name,
+        )
+
+    # --- recording ----------------------------------------------------------------------
+    def _open_recording(self, name: str, offset: float, longest: bool = False) -> float:
+        """Open the session's recording and line it up with the timeline at ``offset`` (or
+        at the recording's end when ``longest`` and it is longer); returns the offset."""
+        recording = None
+        try:
+            recording = LiveRecording(default_storage.path(name))
+            if longest:
+                offset = max(offset, recording.duration_s)
+            recording.align(offset)
+        except (OSError, RecordingError, NotImplementedError) as exc:
+            # The transcript matters more than the recording: go on without one.
+            log.warning("live session %s is not recorded: %s", self.transcript_id, exc)
+            if recording is not None:
+                recording.close()
+            return offset
+        self.recording = recording
+        return offset
+
+    def _record(self, samples) -> None:
+        if self.recording is None:
+            return
+        try:
+            self.recording.append(samples)
+        except OSError as exc:  # a full disk, say: stop recording, keep transcribing
+            log.warning("live session %s stopped recording: %s", self.transcript_id, exc)
+            self._close_recording()
+
+    def _close_recording(self) -> None:
+        recording, self.recording = self.recording, None
+        if recording is not None:
+            recording.close()
 
     # --- audio --------------------------------------------------------------------------
     async def _feed(self, samples) -> None:
         if samples.size == 0:
             return
-        events = await asyncio.to_thread(self.endpointer.feed, samples)
+        events = await asyncio.to_thread(self._take, samples)
         await self._handle(events)
         now = time.monotonic()
         if now - self.last_status >= STATUS_EVERY_S:
             await self._status()
+
+    def _take(self, samples):
+        self._record(samples)
+        return self.endpointer.feed(samples)
 
     async def _handle(self, events) -> None:
         for event in events:
             if isinstance(event, SpeechStarted):
                 await self._emit({"type": "speech_started", "at": round(self.offset + event.at, 3)})
             elif isinstance(event, Partial):
-                if self._partial_busy():
+                if self.partials.busy:
                     continue
-                self.partial_inflight_since = time.monotonic()
                 index = self._index(event.utterance_id)
+                self.partials.sent(index)
                 count = self.partial_counts.get(index, 0) + 1
                 self.partial_counts[index] = count
                 await asyncio.to_thread(
@@ -370,7 +425,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 self.early = (event.utterance_id, end, key)
                 if await asyncio.to_thread(partial_queue) == Queue.STT:
                     # One worker does both: no partial in front of the guess at the final.
-                    self.partial_inflight_since = time.monotonic()
+                    self.partials.sent(index)
                     self.early_holds_partials = True
                 await self._send_utterance(index, start, end, event.audio, key)
             elif isinstance(event, Resumed):
@@ -379,7 +434,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     if self.early_holds_partials:
                         # A guess still queued is now skipped and never answers: interim
                         # text may be asked for again at once.
-                        self.partial_inflight_since = None
+                        self.partials.release()
                         self.early_holds_partials = False
             elif isinstance(event, Utterance):
                 index = self._index(event.utterance_id)
@@ -440,6 +495,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         endpointer, self.endpointer = self.endpointer, None
         await self._handle(await asyncio.to_thread(endpointer.flush))
         position = self.offset + endpointer.position_s
+        await asyncio.to_thread(self._close_recording)
         await asyncio.to_thread(_finish, self.transcript_id, position, self.next_utterance)
         if announce:
             await self._emit(
@@ -478,15 +534,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, ensure_ascii=False))
 
-    def _partial_busy(self) -> bool:
-        # A request the worker skipped as stale never answers; after a while, ask again.
-        since = self.partial_inflight_since
-        return since is not None and time.monotonic() - since < PARTIAL_ANSWER_WAIT_S
-
     async def transcript_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
-        if event.get("type") in ("partial", "final"):
-            self.partial_inflight_since = None
+        self.partials.answered_by(event)
         if event.get("type") == "final":
             sent = self.pending.pop(event.get("utterance"), None)
             if sent is not None:
