@@ -32,6 +32,11 @@ urlpatterns = [
         api_view(api.TranscriptExport.as_view()),
         name="api-transcript-export",
     ),
+    path(
+        "api/transcripts/<uuid:pk>/audio",
+        api_view(api.TranscriptAudio.as_view()),
+        name="api-transcript-audio",
+    ),
     path("api/segments/", api_view(api_history.SegmentSearch.as_view()), name="api-segments"),
     path("api/keywords/", api_view(api_history.KeywordList.as_view()), name="api-keywords"),
     path("history/", history.history_page, name="history"),

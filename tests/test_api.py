@@ -441,3 +441,26 @@ def test_docs_page_renders_offline(owner_client):
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
     assert "/api/schema/" in html
+
+
+def test_audio_is_downloadable_with_a_token(cast, history, media):
+    recorded = history["live"]
+    recorded.audio.save("session.wav", ContentFile(bytes(range(256)) * 8), save=True)
+    token = Token.objects.create(user=cast.owner)
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+    detail = api.get(f"/api/transcripts/{recorded.pk}/").json()
+    assert detail["audio"] == f"/api/transcripts/{recorded.pk}/audio"
+    assert api.get(f"/api/transcripts/{history['meeting'].pk}/").json()["audio"] is None
+    # An <audio> element's Accept header, which names no JSON, is answered all the same.
+    whole = api.get(detail["audio"], HTTP_ACCEPT="audio/webm,audio/*;q=0.9")
+    assert whole.status_code == 200 and whole["Content-Type"] in ("audio/x-wav", "audio/wav")
+    assert b"".join(whole) == bytes(range(256)) * 8
+    part = api.get(detail["audio"], HTTP_RANGE="bytes=256-511")
+    assert part.status_code == 206 and part["Content-Range"] == "bytes 256-511/2048"
+    assert b"".join(part) == bytes(range(256))
+    assert api.head(detail["audio"])["Content-Length"] == "2048"
+    assert api.get(f"/api/transcripts/{history['meeting'].pk}/audio").status_code == 404
+    assert api.get(f"/api/transcripts/{history['others'].pk}/audio").status_code == 404
+    anonymous = Client().get(detail["audio"])
+    assert anonymous.status_code in (401, 403)
+    assert b"".join(anonymous) != bytes(range(256)) * 8

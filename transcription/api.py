@@ -17,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,6 +36,7 @@ from transcription.api_history import (
 )
 from transcription.audio import NotAudioError, probe_audio
 from transcription.exports import FORMATS, render
+from transcription.history import audio_response
 from transcription.models import Transcript
 from transcription.pipeline import segment_payload
 from transcription.search import matching_segments
@@ -129,6 +131,9 @@ def transcript_payload(transcript: Transcript, *, with_segments: bool = True) ->
             fmt: reverse("api-transcript-export", args=[transcript.pk]) + f"?format={fmt}"
             for fmt in FORMATS
         },
+        "audio": reverse("api-transcript-audio", args=[transcript.pk])
+        if transcript.audio
+        else None,
     }
     if with_segments:
         data["segments"] = [segment_payload(s) for s in transcript.segments.all()]
@@ -178,6 +183,11 @@ class TranscriptSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     exports = serializers.DictField(
         child=serializers.CharField(), help_text="Export URL per format: " + ", ".join(FORMATS)
+    )
+    audio = serializers.CharField(
+        allow_null=True,
+        help_text="The stored recording (the upload, or a live session's WAV) in the API; "
+        "null when none was kept",
     )
 
 
@@ -375,3 +385,33 @@ class TranscriptExport(APIView):
         name = f"transcript-{transcript.pk}.{extension}"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+class AnyAcceptNegotiation(BaseContentNegotiation):
+    """A media file answers whatever the client accepts (an ``<audio>`` element asks for
+    ``audio/*``); the error bodies still go out as JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class TranscriptAudio(APIView):
+    content_negotiation_class = AnyAcceptNegotiation
+
+    @extend_schema(
+        summary="Download a transcript's recording",
+        description="The stored audio: the uploaded file as it was sent, or a live session's "
+        "16 kHz WAV. One byte range (`Range: bytes=a-b`) is answered with 206.",
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            (206, "application/octet-stream"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="Not yours, or no audio was kept"),
+            416: OpenApiResponse(description="The range starts past the end of the file"),
+        },
+    )
+    def get(self, request: Request, pk) -> HttpResponse:
+        transcript = get_object_or_404(visible_transcripts(request.user), pk=pk)
+        return audio_response(request, transcript)

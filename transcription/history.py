@@ -140,6 +140,12 @@ def transcript_audio(request: HttpRequest, pk) -> HttpResponse:
     with 206 Partial Content and ``Content-Range``; one range per request is all they ask.
     """
     transcript = get_object_or_404(visible_transcripts(request.user), pk=pk)
+    return audio_response(request, transcript)
+
+
+def audio_response(request: HttpRequest, transcript) -> HttpResponse:
+    """``transcript``'s stored audio, whole or the one byte range asked for (GET or HEAD);
+    shared by the page's player and the REST API."""
     if not transcript.audio:
         raise Http404("this transcript has no stored audio")
     storage, name = transcript.audio.storage, transcript.audio.name
