@@ -128,6 +128,18 @@ def test_a_file_of_another_kind_is_refused(tmp_path):
     assert other.read_bytes()[:3] == b"ID3"  # left as it was
 
 
+def test_a_full_recording_refuses_more_and_stays_whole(tmp_path, monkeypatch):
+    import transcription.recording as module
+
+    monkeypatch.setattr(module, "MAX_DATA_BYTES", 2 * RATE)  # one second
+    path = tmp_path / "s.wav"
+    with LiveRecording(path) as recording:
+        recording.append(tone(0.75))
+        with pytest.raises(RecordingError, match="largest size"):
+            recording.append(tone(0.5))
+    assert frames_of(path).size == round(0.75 * RATE)
+
+
 def test_recording_names_are_dated_and_per_session():
     import datetime as dt
 

@@ -373,7 +373,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         try:
             self.recording.append(samples)
-        except OSError as exc:  # a full disk, say: stop recording, keep transcribing
+        except (OSError, RecordingError) as exc:  # a full disk: stop recording, keep going
             log.warning("live session %s stopped recording: %s", self.transcript_id, exc)
             self._close_recording()
 

@@ -19,6 +19,9 @@ import numpy as np
 SAMPLE_RATE = 16000
 HEADER_BYTES = 44
 BYTES_PER_SAMPLE = 2
+# A WAV file counts its bytes in 32 bits: about 37 hours at 16 kHz. A session that goes on
+# past that keeps being transcribed; its recording stops there.
+MAX_DATA_BYTES = 0xFFFFFFFF - 36
 
 
 def _header(data_bytes: int, sample_rate: int = SAMPLE_RATE) -> bytes:
@@ -42,7 +45,7 @@ def _header(data_bytes: int, sample_rate: int = SAMPLE_RATE) -> bytes:
 
 
 class RecordingError(Exception):
-    """The file is there but is not a recording this module wrote."""
+    """The file is there but is not a recording this module wrote, or it is full."""
 
 
 class LiveRecording:
@@ -108,6 +111,8 @@ class LiveRecording:
             self._write_sizes()
 
     def _write_at_end(self, data: bytes) -> None:
+        if self._data_bytes + len(data) > MAX_DATA_BYTES:
+            raise RecordingError(f"{self.path} reached the largest size a WAV file can have")
         self._file.seek(HEADER_BYTES + self._data_bytes)
         self._file.write(data)
         self._data_bytes += len(data)
