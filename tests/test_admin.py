@@ -53,6 +53,24 @@ def test_transcript_page_shows_segments_and_keywords_inline(staff_client, cast):
     assert 'value="문장"' in page
 
 
+def test_the_recording_plays_through_the_audio_view_not_a_media_path(
+    staff_client, cast, settings, tmp_path
+):
+    from django.core.files.base import ContentFile
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    recorded = make_transcript(cast.owner, texts=["녹음된 회의"], source=Transcript.Source.LIVE)
+    recorded.audio.save("session.wav", ContentFile(b"RIFF0000WAVE"), save=True)
+    bare = make_transcript(cast.owner, texts=["녹음 없음"], source=Transcript.Source.LIVE)
+    page = staff_client.get(f"/admin/transcription/transcript/{recorded.pk}/change/")
+    html = page.content.decode()
+    assert f'src="/transcripts/{recorded.pk}/audio"' in html
+    assert "/media/" not in html and 'name="audio"' not in html
+    assert staff_client.get(f"/transcripts/{recorded.pk}/audio").status_code == 200
+    html = staff_client.get(f"/admin/transcription/transcript/{bare.pk}/change/").content.decode()
+    assert "none kept" in html and "<audio" not in html
+
+
 def test_search_finds_a_transcript_by_what_was_said(staff_client, cast):
     wanted = make_transcript(cast.owner, texts=["홍익대 교수가 위촉되었다"], title="wanted")
     make_transcript(cast.owner, texts=["커피 한 잔"], title="other-one")

@@ -6,6 +6,8 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from keywords.models import Keyword
 from transcription.models import Segment, Transcript
@@ -41,7 +43,10 @@ class TranscriptAdmin(admin.ModelAdmin):
     list_filter = ("source", "status", "language", "created_at")
     search_fields = ("title", "id", "segments__text", "owner__username")
     date_hierarchy = "created_at"
-    readonly_fields = ("id", "created_at", "started_at", "finished_at", "progress")
+    readonly_fields = ("id", "created_at", "started_at", "finished_at", "progress", "recording")
+    # The stored file is private (MEDIA_ROOT is not served): shown as a player through the
+    # transcript's audio view, never edited or linked by its path.
+    exclude = ("audio",)
     raw_id_fields = ("owner",)
     inlines = (SegmentInline, KeywordInline)
     list_select_related = ("owner",)
@@ -54,6 +59,16 @@ class TranscriptAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         return queryset.distinct(), False if search_term else may_have_duplicates
+
+    @admin.display(description="recording")
+    def recording(self, obj: Transcript) -> str:
+        if not obj.audio:
+            return "none kept"
+        return format_html(
+            '<audio controls preload="none" src="{}"></audio> <code>{}</code>',
+            reverse("transcript-audio", args=[obj.pk]),
+            obj.audio.name,
+        )
 
     @admin.display(description="segments", ordering="_segment_count")
     def segment_count(self, obj: Transcript) -> int:
@@ -126,7 +141,7 @@ class TranscriptAdmin(admin.ModelAdmin):
         if no_audio:
             self.message_user(
                 request,
-                f"Skipped {len(no_audio)} transcript(s) without stored audio (live sessions): "
+                f"Skipped {len(no_audio)} transcript(s) without stored audio: "
                 + ", ".join(no_audio[:10]),
                 messages.WARNING,
             )
