@@ -69,3 +69,37 @@ def test_partials_go_to_the_stt_workers_while_no_partial_worker_runs(settings):
         assert partial_queue() == "stt"
     finally:
         client.delete(KEY_PREFIX + record["hostname"])
+
+
+def test_one_connection_holds_a_session_and_only_it_lets_go(session):
+    assert live_events.session_owner(session) is None
+    assert live_events.release_session(session, "chan-a")  # nobody held it: fine
+    live_events.claim_session(session, "chan-a")
+    assert live_events.session_owner(session) == "chan-a"
+    # A connection that was taken over must not free the session for the one that took it.
+    live_events.claim_session(session, "chan-b")
+    assert not live_events.release_session(session, "chan-a")
+    assert live_events.session_owner(session) == "chan-b"
+    assert live_events.release_session(session, "chan-b")
+    assert live_events.session_owner(session) is None
+
+
+@pytest.mark.django_db
+def test_finish_live_leaves_a_session_someone_resumed_running():
+    from transcription.live_pipeline import finish_live
+    from transcription.models import Transcript
+
+    transcript = Transcript.objects.create(
+        source=Transcript.Source.LIVE, status=Transcript.Status.RUNNING
+    )
+    pk = str(transcript.pk)
+    try:
+        live_events.claim_session(pk, "chan-new")  # a resume claimed it after the old end
+        finish_live(pk, 12.5)
+        assert Transcript.objects.get(pk=pk).status == Transcript.Status.RUNNING
+        live_events.release_session(pk, "chan-new")  # ... and its own end comes
+        finish_live(pk, 20.0)
+        done = Transcript.objects.get(pk=pk)
+        assert done.status == Transcript.Status.DONE and done.duration == 20.0
+    finally:
+        live_events.release_session(pk, "chan-new")

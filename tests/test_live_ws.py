@@ -272,6 +272,115 @@ async def test_resume_after_a_dropped_connection(workers, eval_clip):
     assert second_final["start"] >= first.size / RATE - 0.5
 
 
+async def resume(communicator, session: str, last_seq: int) -> list[dict]:
+    await communicator.send_json_to(
+        {
+            "type": "start",
+            "language": "ko",
+            "sample_rate": RATE,
+            "encoding": "pcm_s16le",
+            "resume": {"session": session, "last_seq": last_seq},
+        }
+    )
+    events = await receive_until(communicator, lambda e: e["type"] in ("ready", "error"), 15)
+    assert events[-1]["type"] == "ready" and events[-1]["resumed"] is True, events
+    return events
+
+
+async def until_closed(communicator, timeout=15.0) -> tuple[list[dict], int | None]:
+    """The events a socket gets before the server closes it, and the close code."""
+    events = []
+    while True:
+        output = await communicator.receive_output(timeout=timeout)
+        if output["type"] == "websocket.close":
+            return events, output.get("code")
+        events.append(json.loads(output["text"]))
+
+
+def segment_rows(session: str) -> list[tuple[int, float, float]]:
+    return list(
+        Segment.objects.filter(transcript_id=session)
+        .order_by("index")
+        .values_list("index", "start", "end")
+    )
+
+
+async def test_a_second_connection_takes_the_session_over(workers, eval_clip):
+    first, _ = clip(eval_clip, "ko_zeroth_104_003_0294")
+    second, entry2 = clip(eval_clip, "ko_picovoice_leopard_test_ko")
+    old = await connect()
+    ready = await start(old)
+    session = ready["session"]
+    await stream(old, first)
+    await receive_until(old, lambda e: e["type"] == "final" and e["text"], timeout=60)
+    # The old socket is still open (a reconnect before the server noticed the drop, or a
+    # second tab): the resume asks it to hand over, and it closes without reconnecting.
+    new = await connect()
+    events = await resume(new, session, ready["seq"])
+    assert any(e["type"] == "final" and e["text"] for e in events)
+    told, code = await until_closed(old)
+    assert code == 4409 and told[-1]["code"] == "taken_over", (told, code)
+    await stream(new, second)
+    events = await receive_until(new, lambda e: e["type"] == "final" and e["text"], timeout=60)
+    assert events[-1]["start"] >= first.size / RATE - 0.5
+    assert cer(entry2["reference"], events[-1]["text"]) < 0.5
+    await new.send_json_to({"type": "stop"})
+    await receive_until(new, lambda e: e["type"] == "stopped", timeout=30)
+    await new.disconnect()
+    await asyncio.to_thread(_wait_status, session, "done")
+    rows = await asyncio.to_thread(segment_rows, session)
+    assert [index for index, _s, _e in rows] == [0, 1], rows
+    recorded = await asyncio.to_thread(recording_of, session)
+    assert recorded.size == first.size + second.size
+    assert np.abs(recorded[first.size :] - second).max() < 1e-3
+
+
+async def test_a_stale_saved_state_neither_cuts_the_recording_nor_reuses_the_timeline(
+    workers, eval_clip
+):
+    first, _ = clip(eval_clip, "ko_zeroth_104_003_0294")
+    second, _ = clip(eval_clip, "ko_picovoice_leopard_test_ko")
+    communicator = await connect()
+    ready = await start(communicator)
+    session = ready["session"]
+    await stream(communicator, first)
+    await receive_until(communicator, lambda e: e["type"] == "final" and e["text"], timeout=60)
+    await communicator.send_json_to({"type": "stop"})
+    events = await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=30)
+    # What a web process that died before saving would leave: a state from long before.
+    from transcription import live_events
+
+    await asyncio.to_thread(
+        live_events.save_state, session, {"position_s": 1.0, "next_utterance": 0}
+    )
+    await resume(communicator, session, events[-1]["seq"])
+    await stream(communicator, second)
+    events = await receive_until(
+        communicator, lambda e: e["type"] == "final" and e["text"], timeout=60
+    )
+    assert events[-1]["start"] >= first.size / RATE - 0.5
+    await communicator.send_json_to({"type": "stop"})
+    await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=30)
+    rows = await asyncio.to_thread(segment_rows, session)
+    assert [index for index, _s, _e in rows] == [0, 1], rows
+    recorded = await asyncio.to_thread(recording_of, session)
+    assert recorded.size == first.size + second.size
+    assert np.abs(recorded[: first.size] - first).max() < 1e-3
+
+    # A new session on the same socket starts its own timeline at zero.
+    fresh = await start(communicator)
+    assert fresh["session"] != session
+    await stream(communicator, second)
+    events = await receive_until(
+        communicator, lambda e: e["type"] == "final" and e["text"], timeout=60
+    )
+    assert events[-1]["start"] < 2.0 and events[-1]["utterance"] == 0
+    await communicator.send_json_to({"type": "stop"})
+    await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=30)
+    await communicator.disconnect()
+    assert (await asyncio.to_thread(recording_of, fresh["session"])).size == second.size
+
+
 async def test_early_finals_stand_only_when_the_pause_was_the_end(workers, eval_clip):
     """A pause longer than the speech pad starts the final early; speech resuming before
     the silence rule voids it, and only the real end gives a final: one, with all the text."""

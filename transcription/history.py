@@ -171,6 +171,8 @@ def audio_response(request: HttpRequest, transcript) -> HttpResponse:
         if wanted:
             response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Accept-Ranges"] = "bytes"
-    # Private: a shared cache must never hand one user's recording to another.
-    response["Cache-Control"] = "private, max-age=3600"
+    # Private: a shared cache must never hand one user's recording to another. A live
+    # session's file grows while it runs (and again when resumed): always asked for anew.
+    live = transcript.source == transcript.Source.LIVE
+    response["Cache-Control"] = "private, no-cache" if live else "private, max-age=3600"
     return response

@@ -54,6 +54,8 @@ from workers.queues import Queue
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 2.0
 PARTIAL_ANSWER_WAIT_S = 3.0
+# How long a resume waits for the connection still holding the session to hand it over.
+TAKEOVER_WAIT_S = 3.0
 # Slack on top of the silence an early final waits for: frames arrive in bursts.
 EARLY_MARGIN_S = 1.5
 # How long a final waits for its keywords before the original client gets it without them.
@@ -129,12 +131,15 @@ def _dispatch_partial(transcript_id: str, token: str, start: float, audio, langu
     )
 
 
-def _finish(transcript_id: str, position: float, next_utterance: int) -> None:
+def _finish(transcript_id: str, channel: str, position: float, next_utterance: int) -> None:
     from transcription.tasks import finish_live
 
     live_events.save_state(
         transcript_id, {"position_s": position, "next_utterance": next_utterance}
     )
+    # Released before finish_live is queued: the task marks the session done only while no
+    # connection holds it, and a resume that claims it after this point keeps it running.
+    live_events.release_session(transcript_id, channel)
     finish_live.apply_async(args=[transcript_id, round(position, 3)])
 
 
@@ -181,19 +186,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.language = settings.DEFAULT_LANGUAGE
         self.encoding = "pcm_s16le"
         self.endpointer: Endpointer | None = None
-        self.offset = 0.0
-        self.next_utterance = 0
-        self.utterance_ids: dict[Any, int] = {}
-        self.partial_counts: dict[int, int] = {}
-        self.partials = PartialGate(PARTIAL_ANSWER_WAIT_S)
-        # The early final in flight: (endpointer utterance id, end on the timeline, key).
-        self.early: tuple[Any, float, str] | None = None
-        # Whether that early final is what the partial gate waits for (LIVE_PARTIAL_QUEUE
-        # is stt, or no partial worker runs).
-        self.early_holds_partials = False
-        self.pending: dict[
-            int, tuple[float, float]
-        ] = {}  # utterance -> (seconds of audio, sent at)
+        self._reset_stream()
         self.last_status = 0.0
         self.last_latency: float | None = None
         self.last_queue_wait: float | None = None
@@ -223,6 +216,21 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.session_key = None
             await self.close(code=4429)
 
+    def _reset_stream(self) -> None:
+        """The per-stream state, fresh for every start or resume on this socket."""
+        self.offset = 0.0
+        self.next_utterance = 0
+        self.utterance_ids: dict[Any, int] = {}
+        self.partial_counts: dict[int, int] = {}
+        self.partials = PartialGate(PARTIAL_ANSWER_WAIT_S)
+        # The early final in flight: (endpointer utterance id, end on the timeline, key).
+        self.early: tuple[Any, float, str] | None = None
+        # Whether that early final is what the partial gate waits for (LIVE_PARTIAL_QUEUE
+        # is stt, or no partial worker runs).
+        self.early_holds_partials = False
+        # Finals not answered yet: utterance -> (seconds of audio, sent at).
+        self.pending: dict[int, tuple[float, float]] = {}
+
     async def disconnect(self, code: int) -> None:
         if self.session_key:
             await asyncio.to_thread(_unregister, self.session_key, self.channel_name)
@@ -232,6 +240,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(
                 group_name(self.transcript_id), self.channel_name
             )
+        await asyncio.to_thread(self._close_recording)
 
     # --- incoming -----------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -284,11 +293,17 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def _start(self, mode: str) -> None:
         self.mode = mode
         user = self.scope.get("user")
+        self._reset_stream()
         self.transcript_id, audio_name = await database_sync_to_async(self._create_transcript)(user)
+        await asyncio.to_thread(live_events.claim_session, self.transcript_id, self.channel_name)
         await self.channel_layer.group_add(group_name(self.transcript_id), self.channel_name)
         self.endpointer = self._new_endpointer()
         if audio_name:
             await asyncio.to_thread(self._open_recording, audio_name, 0.0)
+            if self.recording is None:  # no player pointing at a file that is not there
+                await database_sync_to_async(
+                    Transcript.objects.filter(pk=self.transcript_id).update
+                )(audio="")
         await self._emit({"type": "ready", "session": self.transcript_id, "resumed": False})
 
     def _create_transcript(self, user) -> tuple[str, str]:
@@ -309,22 +324,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def _resume(self, session: str, last_seq: int) -> None:
         user = self.scope.get("user")
-        found = await database_sync_to_async(self._reopen)(session, user)
-        if found is None:
+        if not await database_sync_to_async(self._may_resume)(session, user):
             raise ProtocolError("unknown_session", "no live session with that id to resume")
+        await self._take_over(session)
+        last_end, next_index, audio_name = await database_sync_to_async(self._reopen)(session)
+        self._reset_stream()
         self.mode = "native"
         self.transcript_id = session
+        # The saved state can be older than the rows (it expires; a web process that died
+        # never saved it): the furthest point any of them reached is where the timeline goes
+        # on, so that no new segment overlaps an old one and no index is used twice.
         state = await asyncio.to_thread(live_events.load_state, session)
-        last_end, next_index, audio_name = found
-        self.next_utterance = int(state.get("next_utterance", next_index))
-        self.offset = float(state.get("position_s", last_end))
-        if audio_name:
-            # Without the saved state (it expires), the recording's length is the timeline.
-            self.offset = await asyncio.to_thread(
-                self._open_recording, audio_name, self.offset, "position_s" not in state
-            )
-        await self.channel_layer.group_add(group_name(session), self.channel_name)
+        self.next_utterance = max(int(state.get("next_utterance", 0)), next_index)
+        self.offset = max(float(state.get("position_s", 0.0)), last_end)
         self.endpointer = self._new_endpointer()
+        if audio_name and settings.LIVE_KEEP_AUDIO:
+            self.offset = await asyncio.to_thread(self._open_recording, audio_name, self.offset)
+        await self.channel_layer.group_add(group_name(session), self.channel_name)
         missed = await asyncio.to_thread(live_events.replay, session, last_seq)
         for event in missed:
             await self.send_json(event)
@@ -332,13 +348,50 @@ class LiveConsumer(AsyncWebsocketConsumer):
             {"type": "ready", "session": session, "resumed": True, "replayed": len(missed)}
         )
 
-    def _reopen(self, session: str, user) -> tuple[float, int, str] | None:
+    def _may_resume(self, session: str, user) -> bool:
         try:
             transcript = Transcript.objects.get(pk=session, source=Transcript.Source.LIVE)
         except (Transcript.DoesNotExist, ValueError, ValidationError):  # a malformed id too
-            return None
-        if not may_see(user, transcript):
-            return None
+            return False
+        return may_see(user, transcript)
+
+    async def _take_over(self, session: str) -> None:
+        """Ask the connection still holding the session to hand it over, and wait until it
+        has (its buffered speech flushed, its recording closed, its state saved). One whose
+        process died never answers: after TAKEOVER_WAIT_S the session is taken anyway."""
+        holder = await asyncio.to_thread(live_events.session_owner, session)
+        if holder and holder != self.channel_name:
+            await self.channel_layer.send(holder, {"type": "live.takeover"})
+            deadline = time.monotonic() + TAKEOVER_WAIT_S
+            while time.monotonic() < deadline:
+                if await asyncio.to_thread(live_events.session_owner, session) != holder:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                log.warning("live session %s: %s did not hand over; taking it", session, holder)
+        await asyncio.to_thread(live_events.claim_session, session, self.channel_name)
+
+    async def live_takeover(self, message: dict[str, Any]) -> None:
+        """Another connection resumes this session: end this stream (what was said is still
+        transcribed), tell the client and close without it reconnecting (close code 4409)."""
+        session = self.transcript_id
+        if session is None:
+            return
+        await self._end_stream(announce=False)
+        await self.channel_layer.group_discard(group_name(session), self.channel_name)
+        self.transcript_id = None
+        # Not recorded in the session's event log: the client that resumed must not get it.
+        await self.send_json(
+            {
+                "type": "error",
+                "code": "taken_over",
+                "message": "this session goes on in another connection",
+            }
+        )
+        await self.close(code=4409)
+
+    def _reopen(self, session: str) -> tuple[float, int, str]:
+        transcript = Transcript.objects.get(pk=session)
         Transcript.objects.filter(pk=session).update(
             status=Transcript.Status.RUNNING, finished_at=None
         )
@@ -350,14 +403,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
         )
 
     # --- recording ----------------------------------------------------------------------
-    def _open_recording(self, name: str, offset: float, longest: bool = False) -> float:
-        """Open the session's recording and line it up with the timeline at ``offset`` (or
-        at the recording's end when ``longest`` and it is longer); returns the offset."""
+    def _open_recording(self, name: str, offset: float) -> float:
+        """Open the session's recording and line it up with the timeline at ``offset``, or
+        at its own end where it goes further (audio is written before the endpointer sees
+        it, so a longer file is the truer timeline); never cuts it. Returns the offset."""
         recording = None
         try:
             recording = LiveRecording(default_storage.path(name))
-            if longest:
-                offset = max(offset, recording.duration_s)
+            offset = max(offset, recording.duration_s)
             recording.align(offset)
         except (OSError, RecordingError, NotImplementedError) as exc:
             # The transcript matters more than the recording: go on without one.
@@ -493,10 +546,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.endpointer is None:
             return
         endpointer, self.endpointer = self.endpointer, None
-        await self._handle(await asyncio.to_thread(endpointer.flush))
-        position = self.offset + endpointer.position_s
-        await asyncio.to_thread(self._close_recording)
-        await asyncio.to_thread(_finish, self.transcript_id, position, self.next_utterance)
+        try:
+            holder = await asyncio.to_thread(live_events.session_owner, self.transcript_id)
+            if holder not in (None, self.channel_name):
+                # Taken over without us (this connection was silent too long to answer):
+                # the holder goes on from the saved state; writing ours would set it back.
+                log.warning(
+                    "live session %s ended here after %s took it", self.transcript_id, holder
+                )
+                return
+            await self._handle(await asyncio.to_thread(endpointer.flush))
+            position = self.offset + endpointer.position_s
+            await asyncio.to_thread(self._close_recording)
+            await asyncio.to_thread(
+                _finish, self.transcript_id, self.channel_name, position, self.next_utterance
+            )
+        finally:
+            await asyncio.to_thread(self._close_recording)
         if announce:
             await self._emit(
                 {"type": "stopped", "session": self.transcript_id, "duration": round(position, 3)}

@@ -87,6 +87,35 @@ def load_state(session: str, client: redis.Redis | None = None) -> dict[str, Any
     return json.loads(raw) if raw else {}
 
 
+# The connection streaming a session: one at a time. A resume from another connection (a
+# reconnect before the server noticed the old socket died, a second tab) asks the holder to
+# hand over, so that two consumers never write the same recording or timeline.
+def _owner_key(session: str) -> str:
+    return f"live:{session}:owner"
+
+
+def session_owner(session: str, client: redis.Redis | None = None) -> str | None:
+    value = (client or _client()).get(_owner_key(session))
+    return value.decode() if value else None
+
+
+def claim_session(session: str, channel: str, client: redis.Redis | None = None) -> None:
+    (client or _client()).set(_owner_key(session), channel, ex=LOG_TTL_S)
+
+
+_RELEASE = """
+local holder = redis.call('GET', KEYS[1])
+if not holder then return 1 end
+if holder == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+"""
+
+
+def release_session(session: str, channel: str, client: redis.Redis | None = None) -> bool:
+    """Let go of the session; False when another connection holds it (nothing changes)."""
+    return bool((client or _client()).eval(_RELEASE, 1, _owner_key(session), channel))
+
+
 def mark_latest_partial(session: str, token: str, client: redis.Redis | None = None) -> None:
     """The partial request a worker should still answer; older ones are stale and skipped."""
     (client or _client()).set(f"live:{session}:partial", token, ex=LOG_TTL_S)

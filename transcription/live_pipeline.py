@@ -157,6 +157,8 @@ def transcribe_partial(
 
 
 def finish_live(transcript_id: str, duration: float) -> None:
+    if live_events.session_owner(transcript_id):
+        return  # resumed meanwhile: the connection streaming it now finishes it when it ends
     Transcript.objects.filter(pk=transcript_id, status=Transcript.Status.RUNNING).update(
         status=Transcript.Status.DONE, finished_at=timezone.now(), duration=duration, progress=1.0
     )

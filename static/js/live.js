@@ -109,7 +109,12 @@
       case "keywords": onKeywords(e); break;
       case "status": onStatus(e); break;
       case "stopped": setConn("stopped"); break;
-      case "error": console.warn("server error", e.code, e.message); if (e.code === "too_many_sessions") stop(); break;
+      case "error":
+        console.warn("server error", e.code, e.message);
+        if (e.code === "too_many_sessions") stop();
+        // Another tab or window resumed this session: this one stops and does not reconnect.
+        if (e.code === "taken_over") { state.socket = null; stop(); setConn("continued elsewhere"); }
+        break;
     }
   }
 
