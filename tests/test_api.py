@@ -301,7 +301,10 @@ def test_segment_hits(cast, history):
 
 
 def test_search_counts_are_bounded(cast, db, monkeypatch):
-    from transcription.search import QuerySetResults, TranscriptHits
+    from transcription.search_results import (
+        QuerySetResults,
+        TranscriptHits,
+    )
 
     monkeypatch.setattr(QuerySetResults, "count_bound", 3)
     monkeypatch.setattr(TranscriptHits, "count_bound", 2)

@@ -6,20 +6,23 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import make_transcript
-from transcription import search
+from transcription import search_results
 from transcription.models import Segment, Transcript
 from transcription.search import (
-    SegmentHits,
-    TranscriptHits,
     TsMatch,
-    highlight,
-    match_spans,
-    paginate,
     parse_query,
     search_document,
     search_transcripts,
-    snippet,
     strip_word,
+)
+from transcription.search_results import (
+    PageNotFound,
+    SegmentHits,
+    TranscriptHits,
+    highlight,
+    match_spans,
+    paginate,
+    snippet,
 )
 
 ANALYSERS = ["rules", "kiwi"]
@@ -193,7 +196,7 @@ def test_counts_stop_at_a_bound_and_say_so(db, monkeypatch):
     assert transcripts.count(1000) == (6, True)
     assert transcripts.count(4) == (4, False)
     # Transcripts are counted from a bounded read of matching segments.
-    monkeypatch.setattr(search, "SEGMENTS_READ_FOR_COUNT", 3)
+    monkeypatch.setattr(search_results, "SEGMENTS_READ_FOR_COUNT", 3)
     count, exact = transcripts.count(1000)
     assert not exact and 2 <= count <= 3
     # A page keeps the lower bound consistent with what exists beyond it.
@@ -202,7 +205,7 @@ def test_counts_stop_at_a_bound_and_say_so(db, monkeypatch):
     assert page.has_next and not page.count_exact and page.count >= 5
     last = paginate(transcripts, 2, 4)
     assert [t.title for t in last.rows] == ["t1", "t0"] and not last.has_next
-    with pytest.raises(search.PageNotFound):
+    with pytest.raises(PageNotFound):
         paginate(transcripts, 3, 4)
 
 

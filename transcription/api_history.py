@@ -29,17 +29,19 @@ from transcription.access import visible_transcripts
 from transcription.models import Segment, Transcript
 from transcription.pipeline import segment_payload
 from transcription.search import (
+    Term,
+    parse_query,
+    search_transcripts,
+)
+from transcription.search_results import (
     PageNotFound,
     QuerySetResults,
     Results,
     SegmentHits,
-    Term,
     TranscriptHits,
     highlight,
     match_spans,
     paginate,
-    parse_query,
-    search_transcripts,
 )
 
 
@@ -47,7 +49,7 @@ class SearchPagination(BasePagination):
     """Page numbers, newest first, with a count that stops at a bound for searches.
 
     The body is DRF's page-number shape plus ``count_exact``: counting every match of a
-    common word would cost more than the page itself (transcription/search.py), so a
+    common word would cost more than the page itself (transcription/search_results.py), so a
     search's ``count`` may be a lower bound ("1000+"); ``next`` is always exact.
     """
 

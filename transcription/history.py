@@ -18,9 +18,11 @@ from transcription.access import visible_transcripts
 from transcription.api_history import TranscriptFilters, read_filters, transcript_results
 from transcription.models import Transcript
 from transcription.search import (
+    matching_segments,
+)
+from transcription.search_results import (
     PageNotFound,
     QuerySetResults,
-    matching_segments,
     paginate,
     snippet,
 )
