@@ -88,3 +88,76 @@ def test_live_page_transcribes_the_microphone(eval_clip, tmp_path):
     speech_rms = np.sqrt(np.mean(recorded[inside] ** 2))
     quiet_rms = np.sqrt(np.mean(recorded[~margin] ** 2)) if (~margin).any() else 0.0
     assert speech_rms > 0.01 and speech_rms > 10 * quiet_rms, (speech_rms, quiet_rms)
+
+
+def resume_elsewhere(url: str, session: str, cookie: str) -> dict:
+    """What a second tab or a program does: resume the session over a socket of its own,
+    then stop it. Returns the ``ready`` event."""
+    import asyncio
+
+    from bench.wsclient import WsClient
+
+    host, port = url.removeprefix("http://").split(":")
+
+    async def run() -> dict:
+        client = await WsClient.connect(host, int(port), cookie=cookie)
+        try:
+            client.send_json(
+                {
+                    "type": "start",
+                    "language": "ko",
+                    "sample_rate": 16000,
+                    "encoding": "pcm_s16le",
+                    "resume": {"session": session, "last_seq": 0},
+                }
+            )
+            # The replay comes first (the page's own events, its "ready" among them).
+            event: dict = {"type": ""}
+            while not (event["type"] == "ready" and event.get("resumed")):
+                _arrived, event = await client.receive(timeout=20)
+                if event["type"] in ("error", "_closed"):
+                    return event
+            ready = event
+            client.send_json({"type": "stop"})
+            while event["type"] not in ("stopped", "_closed"):
+                _arrived, event = await client.receive(timeout=20)
+            return ready
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def test_the_page_hands_its_session_over_and_does_not_reconnect(tmp_path):
+    mic = write_wav(tmp_path / "quiet.wav", np.zeros(16000 * 30, dtype=np.float32))
+    args = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic}",
+    ]
+    user = make_user("speaker")
+    with (
+        running_web(extra_env={"DATA_DIR": str(tmp_path / "data")}) as url,
+        running_worker("stt"),  # takes the finish_live tasks the two ends queue
+        chromium(args) as browser,
+    ):
+        page = browser.new_page()
+        sign_in(page, url, user.username, PASSWORD)
+        # A second tab of the same browser: the same session cookie.
+        cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies())
+        page.goto(url + "/")
+        page.click("#start")
+        page.wait_for_selector("#conn[data-state=connected]", timeout=20_000)
+        session = page.locator("#session-link").get_attribute("href").strip("/").split("/")[-1]
+        ready = off_loop(resume_elsewhere, url, session, cookie)
+        assert ready["type"] == "ready" and ready["resumed"], ready
+        assert ready["session"] == session
+        page.wait_for_selector('#conn[data-state="continued elsewhere"]', timeout=15_000)
+        page.wait_for_timeout(3000)  # a reconnect would have happened by now
+        assert page.locator("#conn").get_attribute("data-state") == "continued elsewhere"
+        assert page.locator("#start").is_enabled() and not page.locator("#stop").is_enabled()
+
+    def status(session):
+        return Transcript.objects.get(pk=session).status
+
+    assert off_loop(status, session) in ("running", "done")
