@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.cer import char_edits
 from bench.common import fmt, pct
 
 # Targets of the issue, for this machine.
@@ -27,14 +28,11 @@ class BenchFile:
 
 def score(reference: str, hypothesis: str) -> dict:
     """Edits and reference length, as-is and with Arabic numerals read as Sino-Korean."""
-    from bench.cer import edit_distance, normalise
-
-    ref = normalise(reference)
-    result = {"ref_chars": len(ref)}
-    for key, numerals in (("asis", False), ("numerals", True)):
-        hyp = normalise(hypothesis, numerals=numerals)
-        result[f"edits_{key}"] = edit_distance(ref, hyp) if ref else len(hyp)
-        result[f"cer_{key}"] = result[f"edits_{key}"] / len(ref) if ref else None
+    chars, asis, numerals = char_edits(reference, hypothesis)
+    result: dict = {"ref_chars": chars}
+    for key, edits in (("asis", asis), ("numerals", numerals)):
+        result[f"edits_{key}"] = edits
+        result[f"cer_{key}"] = edits / chars if chars else None
     return result
 
 

@@ -65,6 +65,19 @@ def edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+def char_edits(reference: str, hypothesis: str) -> tuple[int, int, int]:
+    """The normalised reference's length and the edits to the hypothesis, as written and
+    with Arabic numerals read as Sino-Korean (the benchmarks total these over many files:
+    a CER is total edits over total reference characters). With no reference, every
+    character of the hypothesis counts as an edit."""
+    ref = normalise(reference)
+    edits = []
+    for numerals in (False, True):
+        hyp = normalise(hypothesis, numerals=numerals)
+        edits.append(edit_distance(ref, hyp) if ref else len(hyp))
+    return len(ref), edits[0], edits[1]
+
+
 def cer(reference: str, hypothesis: str, *, numerals: bool = False) -> float:
     ref = normalise(reference)
     hyp = normalise(hypothesis, numerals=numerals)

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 
+from bench.cer import char_edits
 from bench.common import fmt, pct
 from bench.live_stream import FRAME, FRAME_S, GAP_S, RATE, ClientRun, Piece
 from workers.launch import partial_workers_wanted
@@ -63,14 +64,8 @@ def match_piece(pieces: list[Piece], start: float, end: float) -> Piece | None:
 
 
 def score(reference: str, hypothesis: str) -> dict:
-    from bench.cer import edit_distance, normalise
-
-    ref = normalise(reference)
-    out = {"ref_chars": len(ref)}
-    for key, numerals in (("plain", False), ("numerals", True)):
-        hyp = normalise(hypothesis, numerals=numerals)
-        out[f"edits_{key}"] = edit_distance(ref, hyp) if ref else len(hyp)
-    return out
+    chars, plain, numerals = char_edits(reference, hypothesis)
+    return {"ref_chars": chars, "edits_plain": plain, "edits_numerals": numerals}
 
 
 def cer_of(scores: list[dict]) -> dict[str, float | None]:
