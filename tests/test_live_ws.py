@@ -130,15 +130,29 @@ async def receive_until(communicator, predicate, timeout=60.0) -> list[dict]:
     raise AssertionError(f"no matching event within {timeout} s; got {events}")
 
 
-async def start(communicator, **extra) -> dict:
+async def start_events(communicator, timeout: float = 10, **extra) -> list[dict]:
+    """Send ``start`` (with ``extra``, e.g. ``resume``); the events up to ``ready``."""
     await communicator.send_json_to(
         {"type": "start", "language": "ko", "sample_rate": RATE, "encoding": "pcm_s16le", **extra}
     )
     events = await receive_until(
-        communicator, lambda e: e["type"] in ("ready", "error"), timeout=10
+        communicator, lambda e: e["type"] in ("ready", "error"), timeout=timeout
     )
     assert events[-1]["type"] == "ready", events
-    return events[-1]
+    return events
+
+
+async def start(communicator, **extra) -> dict:
+    return (await start_events(communicator, **extra))[-1]
+
+
+async def resume(communicator, session: str, last_seq: int, timeout: float = 15) -> list[dict]:
+    """Resume ``session``: the replayed events, then ``ready``."""
+    events = await start_events(
+        communicator, timeout=timeout, resume={"session": session, "last_seq": last_seq}
+    )
+    assert events[-1]["resumed"] is True, events
+    return events
 
 
 async def stream(communicator, samples, *, encoding="pcm_s16le"):
@@ -232,16 +246,7 @@ async def test_resume_after_a_dropped_connection(workers, eval_clip):
     await communicator.disconnect()  # the network drops
 
     communicator = await connect()
-    await communicator.send_json_to(
-        {
-            "type": "start",
-            "language": "ko",
-            "sample_rate": RATE,
-            "encoding": "pcm_s16le",
-            "resume": {"session": session, "last_seq": ready["seq"]},
-        }
-    )
-    replayed = await receive_until(communicator, lambda e: e["type"] == "ready", timeout=10)
+    replayed = await resume(communicator, session, ready["seq"], timeout=10)
     assert replayed[-1]["resumed"] is True and replayed[-1]["session"] == session
     # Everything after last_seq is replayed, including the first final.
     assert any(e["type"] == "final" and e["segment"] == first_final["segment"] for e in replayed)
@@ -270,21 +275,6 @@ async def test_resume_after_a_dropped_connection(workers, eval_clip):
     assert np.abs(recorded[: first.size] - first).max() < 1e-3
     assert np.abs(recorded[first.size :] - second).max() < 1e-3
     assert second_final["start"] >= first.size / RATE - 0.5
-
-
-async def resume(communicator, session: str, last_seq: int) -> list[dict]:
-    await communicator.send_json_to(
-        {
-            "type": "start",
-            "language": "ko",
-            "sample_rate": RATE,
-            "encoding": "pcm_s16le",
-            "resume": {"session": session, "last_seq": last_seq},
-        }
-    )
-    events = await receive_until(communicator, lambda e: e["type"] in ("ready", "error"), 15)
-    assert events[-1]["type"] == "ready" and events[-1]["resumed"] is True, events
-    return events
 
 
 async def until_closed(communicator, timeout=15.0) -> tuple[list[dict], int | None]:
