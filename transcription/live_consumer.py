@@ -557,6 +557,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 return
             await self._handle(await asyncio.to_thread(endpointer.flush))
             position = self.offset + endpointer.position_s
+            # Closed before _finish lets the session go: a connection taking it over opens
+            # the file next. (The finally only covers the paths that never get here.)
             await asyncio.to_thread(self._close_recording)
             await asyncio.to_thread(
                 _finish, self.transcript_id, self.channel_name, position, self.next_utterance
