@@ -380,14 +380,14 @@ class Engine:
     """The worker's engine functions in this process, timed per stage (no HTTP, Celery, DB)."""
 
     def __init__(self) -> None:
-        from transcription import engine
+        from transcription.speech import engine
 
         instrument(engine.get_model())
 
     def transcribe(self, path: Path) -> dict:
-        from transcription import engine
-        from transcription.audio import decode_audio
-        from transcription.hallucination import filter_segments
+        from transcription.speech import engine
+        from transcription.speech.audio import decode_audio
+        from transcription.speech.hallucination import filter_segments
 
         STAGES.reset()
         cpu_before = self_cpu()

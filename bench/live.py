@@ -269,8 +269,8 @@ def plain_compute(model, audio: np.ndarray) -> float:
 
 def batch_path(entries: list[dict], audio: dict[str, np.ndarray]) -> dict:
     """The upload path's engine functions on each Korean clip (no HTTP, Celery or database)."""
-    from transcription import engine
-    from transcription.hallucination import filter_segments
+    from transcription.speech import engine
+    from transcription.speech.hallucination import filter_segments
 
     clips = []
     for entry in entries:

@@ -72,7 +72,7 @@ def quantise(samples: np.ndarray) -> np.ndarray:
 
 
 def load_clips() -> tuple[list[dict], dict[str, np.ndarray]]:
-    from transcription.audio import decode_audio
+    from transcription.speech.audio import decode_audio
 
     manifest = EVAL_DIR / "manifest.jsonl"
     if not manifest.exists():

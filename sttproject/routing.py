@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from transcription.consumers import TranscriptEventsConsumer
-from transcription.live_consumer import LiveConsumer
+from transcription.live.consumer import LiveConsumer
+from transcription.web.progress import TranscriptEventsConsumer
 
 websocket_urlpatterns = [
     path("ws", LiveConsumer.as_asgi()),

@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from transcription import account, api, api_history, history, openai_api, views
+from transcription.web import account, api, history, openai_api, pages, search_api
 
 
 def api_view(view):
@@ -14,13 +14,13 @@ def api_view(view):
 
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("status/", views.status_page, name="status"),
-    path("upload/", views.upload_page, name="upload"),
-    path("transcripts/<uuid:pk>/", views.transcript_page, name="transcript"),
+    path("", pages.home, name="home"),
+    path("status/", pages.status_page, name="status"),
+    path("upload/", pages.upload_page, name="upload"),
+    path("transcripts/<uuid:pk>/", pages.transcript_page, name="transcript"),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("api/config", views.api_config, name="api-config"),
-    path("api/health", views.api_health, name="api-health"),
+    path("api/config", pages.api_config, name="api-config"),
+    path("api/health", pages.api_health, name="api-health"),
     path("api/transcripts/", api_view(api.TranscriptListCreate.as_view()), name="api-transcripts"),
     path(
         "api/transcripts/<uuid:pk>/",
@@ -37,8 +37,8 @@ urlpatterns = [
         api_view(api.TranscriptAudio.as_view()),
         name="api-transcript-audio",
     ),
-    path("api/segments/", api_view(api_history.SegmentSearch.as_view()), name="api-segments"),
-    path("api/keywords/", api_view(api_history.KeywordList.as_view()), name="api-keywords"),
+    path("api/segments/", api_view(search_api.SegmentSearch.as_view()), name="api-segments"),
+    path("api/keywords/", api_view(search_api.KeywordList.as_view()), name="api-keywords"),
     path("history/", history.history_page, name="history"),
     path("transcripts/<uuid:pk>/audio", history.transcript_audio, name="transcript-audio"),
     path("api/schema/", api_view(SpectacularAPIView.as_view()), name="api-schema"),

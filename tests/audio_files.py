@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transcription.audio import decode_audio
+from transcription.speech.audio import decode_audio
 
 RATE = 16000
 

@@ -11,9 +11,9 @@ from django.test import Client
 from bench.cer import cer
 from keywords.models import Backend, Category, Keyword
 from tests.factories import make_keyword, make_transcript
-from transcription.audio import decode_audio
+from transcription.live.recording import LiveRecording, recording_name
 from transcription.models import Transcript
-from transcription.recording import LiveRecording, recording_name
+from transcription.speech.audio import decode_audio
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

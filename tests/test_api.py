@@ -18,8 +18,8 @@ from rest_framework.authtoken.models import Token
 
 from keywords.models import Category
 from tests.factories import make_keyword, make_transcript
-from transcription.api import TranscriptDetailSerializer, TranscriptListItemSerializer
 from transcription.models import Segment, Transcript
+from transcription.web.api import TranscriptDetailSerializer, TranscriptListItemSerializer
 
 pytestmark = pytest.mark.django_db
 
@@ -301,7 +301,7 @@ def test_segment_hits(cast, history):
 
 
 def test_search_counts_are_bounded(cast, db, monkeypatch):
-    from transcription.search_results import (
+    from transcription.search.results import (
         QuerySetResults,
         TranscriptHits,
     )

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from transcription.audio import (
+from transcription.speech.audio import (
     SAMPLE_RATE,
     AudioDecodeError,
     AudioFrameError,

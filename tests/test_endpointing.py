@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tests.audio_files import RATE, speech_bounds
-from transcription.audio import AudioFrameError, decode_audio
-from transcription.endpointing import (
+from transcription.speech.audio import AudioFrameError, decode_audio
+from transcription.speech.endpointing import (
     Endpointer,
     EndpointerConfig,
     Event,
@@ -21,7 +21,7 @@ from transcription.endpointing import (
     SpeechStarted,
     Utterance,
 )
-from transcription.engine import VadConfig
+from transcription.speech.engine import VadConfig
 
 KOREAN = [
     "ko_zeroth_104_003_0019",

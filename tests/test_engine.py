@@ -9,9 +9,9 @@ import pytest
 
 from bench.cer import cer
 from tests.audio_files import long_file_with_gaps
-from transcription import engine
-from transcription.audio import decode_audio
-from transcription.engine import Placement, pack_regions
+from transcription.speech import engine
+from transcription.speech.audio import decode_audio
+from transcription.speech.engine import Placement, pack_regions
 
 
 def line(start, end, text):

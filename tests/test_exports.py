@@ -10,7 +10,7 @@ import pysrt
 import pytest
 import webvtt
 
-from transcription.exports import FORMATS, format_timestamp, render
+from transcription.web.exports import FORMATS, format_timestamp, render
 
 TRANSCRIPT_ID = uuid.UUID("5b0f6c1e-2f5a-4c1b-9a57-0c5f1d2e3a4b")
 META = {"id": TRANSCRIPT_ID, "title": "주간 회의", "language": "ko", "duration": 3725.5}

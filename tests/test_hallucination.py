@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from transcription.hallucination import (
+from transcription.speech.hallucination import (
     PHANTOM_PATTERNS,
     FilterConfig,
     Verdict,
@@ -336,7 +336,7 @@ def _vad_spans(audio) -> list[tuple[float, float]]:
 
 @pytest.mark.parametrize("clip_id", NO_SPEECH_CLIPS)
 def test_whisper_output_on_no_speech_clips_is_all_removed(whisper, eval_clip, clip_id):
-    from transcription.audio import decode_audio
+    from transcription.speech.audio import decode_audio
 
     audio = decode_audio(eval_clip(clip_id)[0])
     spans = _vad_spans(audio)
@@ -359,7 +359,7 @@ def test_whisper_output_on_no_speech_clips_is_all_removed(whisper, eval_clip, cl
     "clip_id", ["ko_zeroth_104_003_0294", "ko_picovoice_leopard_test_ko", "en_jfk_inaugural_11s"]
 )
 def test_whisper_output_on_speech_is_kept(whisper, eval_clip, clip_id):
-    from transcription.audio import decode_audio
+    from transcription.speech.audio import decode_audio
 
     path, entry = eval_clip(clip_id)
     audio = decode_audio(path)

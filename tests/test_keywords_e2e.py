@@ -17,8 +17,8 @@ from tests.celery_workers import running_worker
 from tests.conftest import session_cookie_header
 from tests.factories import make_user
 from tests.llm_server import FakeLlmServer, Reply
-from transcription.audio import decode_audio
 from transcription.models import Transcript
+from transcription.speech.audio import decode_audio
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 MODEL = "Qwen/Qwen2.5-7B-Instruct"

@@ -8,7 +8,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from transcription import live_events
+from transcription.live import store as live_events
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_an_early_decision_is_taken_once(session):
 def test_partials_go_to_the_stt_workers_while_no_partial_worker_runs(settings):
     from django.core.cache import cache
 
-    from transcription.live_consumer import partial_queue
+    from transcription.live.consumer import partial_queue
     from workers.heartbeat import KEY_PREFIX, online_workers, publish
 
     client = redis.Redis.from_url(settings.REDIS_URL)
@@ -86,7 +86,7 @@ def test_one_connection_holds_a_session_and_only_it_lets_go(session):
 
 @pytest.mark.django_db
 def test_finish_live_leaves_a_session_someone_resumed_running():
-    from transcription.live_pipeline import finish_live
+    from transcription.live.worker import finish_live
     from transcription.models import Transcript
 
     transcript = Transcript.objects.create(

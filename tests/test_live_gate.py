@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transcription.live import PartialGate
+from transcription.live.protocol import PartialGate
 
 
 class Clock:

@@ -11,8 +11,8 @@ from tests.browser import chromium, off_loop, sign_in
 from tests.celery_workers import running_worker
 from tests.factories import PASSWORD, make_user
 from tests.servers import running_web
-from transcription.audio import decode_audio
 from transcription.models import Segment, Transcript
+from transcription.speech.audio import decode_audio
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -17,9 +17,9 @@ from bench.cer import cer
 from sttproject.asgi import application
 from tests.celery_workers import log_text, running_worker
 from tests.conftest import session_cookie_header
-from transcription.audio import decode_audio
-from transcription.endpointing import Endpointer, EndpointerConfig, Resumed, Utterance
 from transcription.models import Segment, Transcript
+from transcription.speech.audio import decode_audio
+from transcription.speech.endpointing import Endpointer, EndpointerConfig, Resumed, Utterance
 from workers.priority import autogroup_niceness
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -338,7 +338,7 @@ async def test_a_stale_saved_state_neither_cuts_the_recording_nor_reuses_the_tim
     await communicator.send_json_to({"type": "stop"})
     events = await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=30)
     # What a web process that died before saving would leave: a state from long before.
-    from transcription import live_events
+    from transcription.live import store as live_events
 
     await asyncio.to_thread(
         live_events.save_state, session, {"position_s": 1.0, "next_utterance": 0}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from transcription.modelfiles import (
+from transcription.speech.modelfiles import (
     MODEL_BIN_SIZE,
     SIDE_FILES,
     ModelPreparationError,

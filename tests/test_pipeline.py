@@ -11,9 +11,9 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.utils import timezone
 
+from transcription.batch.pipeline import claim, transcribe_transcript
+from transcription.batch.sweeper import sweep_orphans
 from transcription.models import Segment, Transcript
-from transcription.pipeline import claim, transcribe_transcript
-from transcription.sweeper import sweep_orphans
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

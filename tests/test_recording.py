@@ -11,9 +11,9 @@ import pytest
 from django.core.files.base import ContentFile
 
 from tests.factories import make_transcript, make_user
-from transcription.audio import decode_audio
+from transcription.live.recording import HEADER_BYTES, LiveRecording, RecordingError, recording_name
 from transcription.models import Transcript
-from transcription.recording import HEADER_BYTES, LiveRecording, RecordingError, recording_name
+from transcription.speech.audio import decode_audio
 
 RATE = 16000
 
@@ -129,7 +129,7 @@ def test_a_file_of_another_kind_is_refused(tmp_path):
 
 
 def test_a_full_recording_refuses_more_and_stays_whole(tmp_path, monkeypatch):
-    import transcription.recording as module
+    import transcription.live.recording as module
 
     monkeypatch.setattr(module, "MAX_DATA_BYTES", 2 * RATE)  # one second
     path = tmp_path / "s.wav"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import make_transcript
-from transcription import search_results
 from transcription.models import Segment, Transcript
 from transcription.search import (
     TsMatch,
@@ -15,7 +14,8 @@ from transcription.search import (
     search_transcripts,
     strip_word,
 )
-from transcription.search_results import (
+from transcription.search import results as search_results
+from transcription.search.results import (
     PageNotFound,
     SegmentHits,
     TranscriptHits,

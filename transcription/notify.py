@@ -31,7 +31,7 @@ class ProgressNotifier:
         event = {"type": event_type, "transcript": self.transcript_id, **payload}
         try:
             if self.live:
-                from transcription import live_events
+                from transcription.live import store as live_events
 
                 event = live_events.record(self.transcript_id, event)
             layer = get_channel_layer()

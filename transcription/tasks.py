@@ -10,9 +10,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from transcription.batch.pipeline import fail, transcribe_transcript
 from transcription.models import Transcript
 from transcription.notify import ProgressNotifier
-from transcription.pipeline import fail, transcribe_transcript
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def transcribe_utterance(
     early_key: str | None = None,
     early_wait_s: float = 0.0,
 ) -> None:
-    from transcription.live_pipeline import transcribe_utterance as run
+    from transcription.live.worker import transcribe_utterance as run
 
     run(
         transcript_id,
@@ -99,13 +99,13 @@ def transcribe_partial(
     transcript_id: str, token: str, start: float, audio_key: str, language: str
 ) -> None:
     # Not acknowledged late and never retried: a lost partial is replaced a second later.
-    from transcription.live_pipeline import transcribe_partial as run
+    from transcription.live.worker import transcribe_partial as run
 
     run(transcript_id, token, start, audio_key, language)
 
 
 @shared_task(name="transcription.tasks.finish_live", acks_late=True)
 def finish_live(transcript_id: str, duration: float) -> None:
-    from transcription.live_pipeline import finish_live as run
+    from transcription.live.worker import finish_live as run
 
     run(transcript_id, duration)

@@ -90,7 +90,7 @@ def _beat(hostname: str, queues: list[str]) -> None:
 def _sweep() -> None:
     from django.db import close_old_connections
 
-    from transcription.sweeper import sweep_orphans
+    from transcription.batch.sweeper import sweep_orphans
 
     try:
         swept = sweep_orphans()

@@ -40,7 +40,7 @@ def _warm_up(**_kwargs) -> None:
     queues = consumed_queues(sys.argv)
     try:
         if runs_whisper(queues):
-            from transcription.engine import get_model
+            from transcription.speech.engine import get_model
 
             get_model()
         if "keywords" in queues:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -29,9 +28,10 @@ from keywords.extractors.lexicon import (
     EN_STOP_WORDS,
     KO_STOP_NOUNS,
 )
+from keywords.korean import get_kiwi
 
 if TYPE_CHECKING:
-    from kiwipiepy import Kiwi
+    pass
 
 CATEGORIES: tuple[str, ...] = ("인물", "장소", "회사", "기술", "제품", "장비", "서비스", "기타")
 OTHER = "기타"
@@ -61,31 +61,6 @@ class Extractor(Protocol):
     def extract(
         self, text: str, *, language: str | None = None, max_items: int = 10
     ) -> list[KeywordItem]: ...
-
-
-_kiwi: Kiwi | None = None
-_kiwi_lock = threading.Lock()
-
-
-def get_kiwi() -> Kiwi:
-    """The process's Kiwi analyser, built on first use (about 2-3 s) and then shared.
-
-    Kiwi is built in one thread and only used afterwards; its author documents
-    concurrent analysis with a shared, already-built instance as safe.
-    """
-    global _kiwi
-    if _kiwi is None:
-        with _kiwi_lock:
-            if _kiwi is None:
-                from kiwipiepy import Kiwi
-
-                kiwi = Kiwi()
-                # Kiwi finishes loading its language model on the first analysis;
-                # do it here so no caller's first segment pays for it.
-                kiwi.tokenize("")
-                kiwi.tokenize("워밍업 문장입니다.")
-                _kiwi = kiwi
-    return _kiwi
 
 
 # Morpheme tags a keyword may consist of (Sejong tags as kiwipiepy uses them).

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from transcription.modelfiles import ModelPreparationError, prepare_embedded_model
+from transcription.speech.modelfiles import ModelPreparationError, prepare_embedded_model
 
 
 class Command(BaseCommand):

@@ -8,11 +8,11 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from keywords.services import extract_for_transcript
-from transcription.api import UploadRejected, check_language
-from transcription.audio import NotAudioError, probe_audio
-from transcription.exports import FORMATS, render
+from transcription.batch.pipeline import transcribe_transcript
 from transcription.models import Transcript
-from transcription.pipeline import transcribe_transcript
+from transcription.speech.audio import NotAudioError, probe_audio
+from transcription.web.api import UploadRejected, check_language
+from transcription.web.exports import FORMATS, render
 
 
 class Command(BaseCommand):

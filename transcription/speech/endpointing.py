@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from transcription.audio import AudioFrameError
+from transcription.speech.audio import AudioFrameError
 
 if TYPE_CHECKING:
-    from transcription.engine import VadConfig
+    from transcription.speech.engine import VadConfig
 
 SAMPLE_RATE = 16_000
 # Silero VAD v6 (as shipped with faster-whisper) takes 512-sample windows at 16 kHz, each
@@ -192,7 +192,7 @@ class EndpointerConfig:
     @classmethod
     def from_settings(cls, **overrides) -> EndpointerConfig:
         """The ``VAD_*`` settings, the same ones the batch path uses."""
-        from transcription.engine import VadConfig
+        from transcription.speech.engine import VadConfig
 
         return cls.from_vad(VadConfig.from_settings(), **overrides)
 

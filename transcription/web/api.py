@@ -26,7 +26,13 @@ from rest_framework.views import APIView
 from keywords.models import Category
 from keywords.services import summary
 from transcription.access import visible_transcripts
-from transcription.api_history import (
+from transcription.batch.pipeline import segment_payload
+from transcription.models import Transcript
+from transcription.search import matching_segments
+from transcription.speech.audio import NotAudioError, probe_audio
+from transcription.web.exports import FORMATS, render
+from transcription.web.history import audio_response
+from transcription.web.search_api import (
     HitSerializer,
     SearchPagination,
     TranscriptFilters,
@@ -34,12 +40,6 @@ from transcription.api_history import (
     read_filters,
     transcript_results,
 )
-from transcription.audio import NotAudioError, probe_audio
-from transcription.exports import FORMATS, render
-from transcription.history import audio_response
-from transcription.models import Transcript
-from transcription.pipeline import segment_payload
-from transcription.search import matching_segments
 
 # Whisper's language codes, plus "auto" to detect.
 try:

@@ -26,14 +26,14 @@ from rest_framework.views import APIView
 
 from keywords.models import Category, Keyword
 from transcription.access import visible_transcripts
+from transcription.batch.pipeline import segment_payload
 from transcription.models import Segment, Transcript
-from transcription.pipeline import segment_payload
 from transcription.search import (
     Term,
     parse_query,
     search_transcripts,
 )
-from transcription.search_results import (
+from transcription.search.results import (
     PageNotFound,
     QuerySetResults,
     Results,

@@ -16,11 +16,11 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from transcription import engine
-from transcription.audio import AudioDecodeError, decode_audio
-from transcription.hallucination import filter_segments
 from transcription.models import Segment, Transcript
 from transcription.notify import NullNotifier, ProgressNotifier
+from transcription.speech import engine
+from transcription.speech.audio import AudioDecodeError, decode_audio
+from transcription.speech.hallucination import filter_segments
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,20 @@ from django.core.files.storage import default_storage
 from django.db.models import Max
 from django.utils import timezone
 
-from transcription import live_events
 from transcription.access import may_see
-from transcription.api import WHISPER_LANGUAGES
-from transcription.endpointing import (
+from transcription.live import store as live_events
+from transcription.live.protocol import (
+    PartialGate,
+    ProtocolError,
+    decode_base64_f32,
+    decode_binary,
+    parse_message,
+    parse_start,
+)
+from transcription.live.recording import LiveRecording, RecordingError, recording_name
+from transcription.models import Transcript
+from transcription.notify import group_name
+from transcription.speech.endpointing import (
     Endpointer,
     EndpointerConfig,
     Partial,
@@ -38,17 +48,7 @@ from transcription.endpointing import (
     SpeechStarted,
     Utterance,
 )
-from transcription.live import (
-    PartialGate,
-    ProtocolError,
-    decode_base64_f32,
-    decode_binary,
-    parse_message,
-    parse_start,
-)
-from transcription.models import Transcript
-from transcription.notify import group_name
-from transcription.recording import LiveRecording, RecordingError, recording_name
+from transcription.web.api import WHISPER_LANGUAGES
 from workers.queues import Queue
 
 log = logging.getLogger(__name__)

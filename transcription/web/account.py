@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
-from transcription.openai_api import model_ids
+from transcription.web.openai_api import model_ids
 
 
 def rotate_token(user) -> Token:

@@ -15,17 +15,17 @@ from rest_framework.exceptions import ValidationError
 
 from keywords.models import Category
 from transcription.access import visible_transcripts
-from transcription.api_history import TranscriptFilters, read_filters, transcript_results
 from transcription.models import Transcript
 from transcription.search import (
     matching_segments,
 )
-from transcription.search_results import (
+from transcription.search.results import (
     PageNotFound,
     QuerySetResults,
     paginate,
     snippet,
 )
+from transcription.web.search_api import TranscriptFilters, read_filters, transcript_results
 
 PAGE_SIZE = 20
 FILTER_NAMES = ("q", "source", "language", "status", "date_from", "date_to", "keyword", "category")

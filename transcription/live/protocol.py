@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from transcription.audio import AudioFrameError, f32le_to_float32, pcm_s16le_to_float32
+from transcription.speech.audio import AudioFrameError, f32le_to_float32, pcm_s16le_to_float32
 
 SAMPLE_RATE = 16000
 ENCODINGS = ("pcm_s16le", "f32le")

@@ -20,7 +20,7 @@ from django.db.models import Exists, OuterRef
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from transcription.search import (
+from transcription.search.query import (
     Term,
     segment_condition,
     segment_model,

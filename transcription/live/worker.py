@@ -16,10 +16,11 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from transcription import engine, live_events
-from transcription.hallucination import filter_segments
+from transcription.live import store as live_events
 from transcription.models import Segment, Transcript
 from transcription.notify import ProgressNotifier
+from transcription.speech import engine
+from transcription.speech.hallucination import filter_segments
 
 log = logging.getLogger(__name__)
 PARTIAL_BEAM_SIZE = (
