@@ -21,8 +21,8 @@ from tests.celery_workers import running_worker
 from tests.factories import make_user
 from tests.servers import running_web
 from transcription.models import Transcript
-from transcription.web.api import WHISPER_LANGUAGES
-from transcription.web.openai_api import LANGUAGE_NAMES, compression_ratio, model_ids
+from transcription.speech.languages import LANGUAGE_NAMES, WHISPER_LANGUAGES
+from transcription.web.openai_api import compression_ratio, model_ids
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

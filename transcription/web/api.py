@@ -30,6 +30,7 @@ from transcription.batch.pipeline import segment_payload
 from transcription.models import Transcript
 from transcription.search import matching_segments
 from transcription.speech.audio import NotAudioError, probe_audio
+from transcription.speech.languages import WHISPER_LANGUAGES
 from transcription.web.exports import FORMATS, render
 from transcription.web.history import audio_response
 from transcription.web.search_api import (
@@ -40,12 +41,6 @@ from transcription.web.search_api import (
     read_filters,
     transcript_results,
 )
-
-# Whisper's language codes, plus "auto" to detect.
-try:
-    from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
-except ImportError:  # pragma: no cover - the stt extra is always installed here
-    WHISPER_LANGUAGES = ("ko", "en")
 
 
 class UploadRejected(Exception):
