@@ -5,9 +5,6 @@ test keeps the two equal."""
 
 from __future__ import annotations
 
-import uuid
-
-from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -27,10 +24,9 @@ from keywords.models import Category
 from keywords.services import summary
 from transcription.access import visible_transcripts
 from transcription.batch.pipeline import segment_payload
+from transcription.batch.uploads import UploadRejected, check_size, create_upload
 from transcription.models import Transcript
 from transcription.search import matching_segments
-from transcription.speech.audio import NotAudioError, probe_audio
-from transcription.speech.languages import WHISPER_LANGUAGES
 from transcription.web.exports import FORMATS, render
 from transcription.web.history import audio_response
 from transcription.web.search_api import (
@@ -41,71 +37,6 @@ from transcription.web.search_api import (
     read_filters,
     transcript_results,
 )
-
-
-class UploadRejected(Exception):
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-def check_language(value: str | None) -> str:
-    language = (value or settings.DEFAULT_LANGUAGE).strip().lower()
-    if language != "auto" and language not in WHISPER_LANGUAGES:
-        raise UploadRejected(
-            400,
-            f"unknown language {language!r}; use a Whisper language code such as ko or en, or auto",
-        )
-    return language
-
-
-def check_size(request: Request) -> None:
-    limit = settings.UPLOAD_MAX_MB * 1024 * 1024
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    # Refuse before reading the body when the client already says it is too big.
-    if declared > limit + 64 * 1024:
-        raise UploadRejected(
-            413, f"the upload is larger than the limit of {settings.UPLOAD_MAX_MB} MB"
-        )
-
-
-def create_upload(
-    upload, *, owner=None, language: str | None = None, title: str = ""
-) -> Transcript:
-    """Store an uploaded file as a queued transcript and queue its transcription."""
-    from transcription.tasks import transcribe
-
-    if upload is None:
-        raise UploadRejected(400, "no file: send the recording as multipart field 'file'")
-    if upload.size > settings.UPLOAD_MAX_MB * 1024 * 1024:
-        raise UploadRejected(
-            413, f"the upload is larger than the limit of {settings.UPLOAD_MAX_MB} MB"
-        )
-    language = check_language(language)
-    try:
-        source = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else upload
-        info = probe_audio(source)
-    except NotAudioError as exc:
-        raise UploadRejected(400, f"{upload.name}: {exc}") from exc
-    finally:
-        upload.seek(0)
-    task_id = str(uuid.uuid4())
-    transcript = Transcript.objects.create(
-        owner=owner if owner is not None and owner.is_authenticated else None,
-        source=Transcript.Source.UPLOAD,
-        title=(title or upload.name)[:255],
-        language=language,
-        duration=info.duration_s or None,
-        audio=upload,
-        task_id=task_id,
-    )
-    transaction.on_commit(
-        lambda: transcribe.apply_async(args=[str(transcript.pk)], task_id=task_id)
-    )
-    return transcript
 
 
 def transcript_payload(transcript: Transcript, *, with_segments: bool = True) -> dict:

@@ -41,9 +41,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
+from transcription.batch.uploads import UploadRejected, check_size, create_upload
 from transcription.models import Segment, Transcript
 from transcription.speech.languages import LANGUAGE_NAMES, WHISPER_LANGUAGES
-from transcription.web.api import UploadRejected, check_size, create_upload
 from transcription.web.exports import render
 
 log = logging.getLogger(__name__)

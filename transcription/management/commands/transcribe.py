@@ -9,9 +9,9 @@ from tqdm import tqdm
 
 from keywords.services import extract_for_transcript
 from transcription.batch.pipeline import transcribe_transcript
+from transcription.batch.uploads import UploadRejected, check_language
 from transcription.models import Transcript
 from transcription.speech.audio import NotAudioError, probe_audio
-from transcription.web.api import UploadRejected, check_language
 from transcription.web.exports import FORMATS, render
 
 

@@ -1,0 +1,97 @@
+"""The upload service: a recording becomes a queued transcript.
+
+One path for every way a file comes in (the REST API, the OpenAI-compatible endpoint, the
+``transcribe`` command's checks): the same limits and language check, the same row, the same
+stt task. Callers turn ``UploadRejected`` into their own kind of error answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.http import HttpRequest
+
+from transcription.models import Transcript
+from transcription.speech.audio import NotAudioError, probe_audio
+from transcription.speech.languages import WHISPER_LANGUAGES
+from transcription.tasks import transcribe
+
+
+class UploadRejected(Exception):
+    """An upload refused before anything was stored, with the HTTP status that fits."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def _too_large() -> UploadRejected:
+    return UploadRejected(
+        413, f"the upload is larger than the limit of {settings.UPLOAD_MAX_MB} MB"
+    )
+
+
+def check_language(value: str | None) -> str:
+    """A Whisper language code or ``auto``; blank means ``DEFAULT_LANGUAGE``."""
+    language = (value or settings.DEFAULT_LANGUAGE).strip().lower()
+    if language != "auto" and language not in WHISPER_LANGUAGES:
+        raise UploadRejected(
+            400,
+            f"unknown language {language!r}; use a Whisper language code such as ko or en, or auto",
+        )
+    return language
+
+
+def check_size(request: HttpRequest) -> None:
+    """Refuse before reading the body when the client already says it is too big."""
+    limit = settings.UPLOAD_MAX_MB * 1024 * 1024
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    # The multipart envelope around the file is allowed for.
+    if declared > limit + 64 * 1024:
+        raise _too_large()
+
+
+def create_upload(
+    upload: UploadedFile | None,
+    *,
+    owner=None,
+    language: str | None = None,
+    title: str = "",
+) -> Transcript:
+    """Store an uploaded file as a queued transcript and queue its transcription.
+
+    The task is sent when the caller's transaction commits, so a worker never looks for a
+    row that is not there yet (or that a rollback took back).
+    """
+    if upload is None:
+        raise UploadRejected(400, "no file: send the recording as multipart field 'file'")
+    if upload.size > settings.UPLOAD_MAX_MB * 1024 * 1024:
+        raise _too_large()
+    language = check_language(language)
+    try:
+        source = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else upload
+        info = probe_audio(source)
+    except NotAudioError as exc:
+        raise UploadRejected(400, f"{upload.name}: {exc}") from exc
+    finally:
+        upload.seek(0)
+    task_id = str(uuid.uuid4())
+    transcript = Transcript.objects.create(
+        owner=owner if owner is not None and owner.is_authenticated else None,
+        source=Transcript.Source.UPLOAD,
+        title=(title or upload.name)[:255],
+        language=language,
+        duration=info.duration_s or None,
+        audio=upload,
+        task_id=task_id,
+    )
+    transaction.on_commit(
+        lambda: transcribe.apply_async(args=[str(transcript.pk)], task_id=task_id)
+    )
+    return transcript
