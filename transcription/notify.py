@@ -3,21 +3,39 @@
 Tasks never touch the channel layer themselves. Delivery is best effort: pages
 that miss an event read the state from the database, so a channel layer hiccup
 must never fail a transcription.
+
+``segment_payload`` is a segment's public shape, here below every room that sends or
+serves one: the batch pipeline's ``segments`` events and the web's REST payloads
+(transcription/web/payloads.py) are built from this one function.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+
+if TYPE_CHECKING:
+    from transcription.models import Segment
 
 log = logging.getLogger(__name__)
 
 
 def group_name(transcript_id: Any) -> str:
     return f"transcript.{transcript_id}"
+
+
+def segment_payload(segment: Segment) -> dict[str, Any]:
+    """A stored segment as events and the REST API show it."""
+    return {
+        "id": segment.pk,
+        "index": segment.index,
+        "start": segment.start,
+        "end": segment.end,
+        "text": segment.text,
+    }
 
 
 class ProgressNotifier:
@@ -31,9 +49,9 @@ class ProgressNotifier:
         event = {"type": event_type, "transcript": self.transcript_id, **payload}
         try:
             if self.live:
-                from transcription.live import store as live_events
+                from transcription.live import store
 
-                event = live_events.record(self.transcript_id, event)
+                event = store.record(self.transcript_id, event)
             layer = get_channel_layer()
             if layer is not None:
                 async_to_sync(layer.group_send)(

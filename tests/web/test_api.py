@@ -19,7 +19,11 @@ from rest_framework.authtoken.models import Token
 from keywords.models import Category
 from tests.factories import make_keyword, make_transcript
 from transcription.models import Segment, Transcript
-from transcription.web.api import TranscriptDetailSerializer, TranscriptListItemSerializer
+from transcription.web.payloads import (
+    SegmentHitSerializer,
+    TranscriptDetailSerializer,
+    TranscriptListItemSerializer,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -108,6 +112,7 @@ def test_list_search_with_a_particle_and_highlighted_matches(cast, history):
         str(history["meeting"].pk),
     ]
     match = body["results"][1]["matches"][0]
+    assert set(match) == set(TranscriptListItemSerializer().fields["matches"].child.fields)
     assert match["text"] == "삼성전자의 새 공장이 평택에 들어섭니다"
     assert match["highlighted"].startswith("<mark>삼성전자</mark>의")
     assert match["spans"] == [[0, 4]]
@@ -199,6 +204,11 @@ def test_detail_has_segments_and_keywords(cast, history):
     response = client_for(cast.owner).get(f"/api/transcripts/{history['meeting'].pk}/")
     body = response.json()
     assert set(body) == set(TranscriptDetailSerializer().fields)
+    # The nested items have the shapes the schema gives them too.
+    nested = TranscriptDetailSerializer().fields
+    assert set(body["segments"][0]) == set(nested["segments"].child.fields)
+    assert set(body["keywords"][0]) == set(nested["keywords"].child.fields)
+    assert set(body["keyword_summary"][0]) == set(nested["keyword_summary"].child.fields)
     assert [s["text"] for s in body["segments"]][0] == "삼성전자의 새 공장이 평택에 들어섭니다"
     assert {k["word"] for k in body["keywords"]} == {"삼성전자", "평택"}
     assert body["keyword_summary"][0]["word"] == "삼성전자"
@@ -281,6 +291,7 @@ def test_segment_hits(cast, history):
     body = owner.get("/api/segments/", {"q": "삼성전자의"}).json()
     assert body["count"] == 2  # not the other user's
     first, second = body["results"]
+    assert set(first) == set(SegmentHitSerializer().fields)
     assert first["transcript"] == str(history["live"].pk)  # newest transcript first
     assert first["transcript_title"] == str(history["live"])
     assert first["text"] == "삼성전자가 발표한 갤럭시 일정"

@@ -17,7 +17,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from transcription.models import Segment, Transcript
-from transcription.notify import NullNotifier, ProgressNotifier
+from transcription.notify import NullNotifier, ProgressNotifier, segment_payload
 from transcription.speech import engine
 from transcription.speech.audio import AudioDecodeError, decode_audio
 from transcription.speech.hallucination import filter_segments
@@ -45,16 +45,6 @@ def fail(transcript: Transcript, message: str, notifier: ProgressNotifier | None
     )
     transcript.status, transcript.error = Transcript.Status.FAILED, message
     (notifier or NullNotifier()).status(Transcript.Status.FAILED, message)
-
-
-def segment_payload(segment: Segment) -> dict:
-    return {
-        "id": segment.pk,
-        "index": segment.index,
-        "start": segment.start,
-        "end": segment.end,
-        "text": segment.text,
-    }
 
 
 def transcribe_transcript(

@@ -1,14 +1,12 @@
-"""REST endpoints for uploads, transcript state, the searchable list, rename, delete and
-exports. Responses are built by ``transcript_payload`` (shared with the upload page and
-the WebSocket events); the serializers below describe them for the OpenAPI schema, and a
-test keeps the two equal."""
+"""REST endpoints for uploads, transcript state, the searchable list, rename, delete,
+exports and the recording. Responses are built in payloads.py (with the serializers that
+describe them for the OpenAPI schema); uploads go through the batch upload service."""
 
 from __future__ import annotations
 
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -20,64 +18,26 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from keywords.models import Category
-from keywords.services import summary
 from transcription.access import visible_transcripts
-from transcription.batch.pipeline import segment_payload
 from transcription.batch.uploads import UploadRejected, check_size, create_upload
-from transcription.models import Transcript
 from transcription.search import matching_segments
 from transcription.web.exports import FORMATS, render
 from transcription.web.history import audio_response
+from transcription.web.payloads import (
+    TranscriptDetailSerializer,
+    TranscriptListItemSerializer,
+    TranscriptSerializer,
+    hit_payload,
+    transcript_payload,
+)
 from transcription.web.search_api import (
-    HitSerializer,
     SearchPagination,
     TranscriptFilters,
-    hit_payload,
     read_filters,
     transcript_results,
 )
 
-
-def transcript_payload(transcript: Transcript, *, with_segments: bool = True) -> dict:
-    data = {
-        "id": str(transcript.pk),
-        "url": reverse("api-transcript-detail", args=[transcript.pk]),
-        "title": transcript.title,
-        "source": transcript.source,
-        "status": transcript.status,
-        "error": transcript.error,
-        "language": transcript.language,
-        "duration": transcript.duration,
-        "progress": transcript.progress,
-        "created_at": transcript.created_at.isoformat(),
-        "started_at": transcript.started_at.isoformat() if transcript.started_at else None,
-        "finished_at": transcript.finished_at.isoformat() if transcript.finished_at else None,
-        "exports": {
-            fmt: reverse("api-transcript-export", args=[transcript.pk]) + f"?format={fmt}"
-            for fmt in FORMATS
-        },
-        "audio": reverse("api-transcript-audio", args=[transcript.pk])
-        if transcript.audio
-        else None,
-    }
-    if with_segments:
-        data["segments"] = [segment_payload(s) for s in transcript.segments.all()]
-        data["keywords"] = [
-            {
-                "word": k.word,
-                "category": k.category,
-                "importance": k.importance,
-                "backend": k.backend,
-                "segment": k.segment_id,
-            }
-            for k in transcript.keywords.all()
-        ]
-        data["keyword_summary"] = summary(transcript)
-    return data
-
-
-# --- serializers: the shapes above, for the OpenAPI schema ------------------------------
+# --- the schema: authentication, errors and request bodies ----------------------------
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -92,66 +52,6 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField()
-
-
-class TranscriptSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    url = serializers.CharField(help_text="This transcript in the API")
-    title = serializers.CharField(allow_blank=True)
-    source = serializers.ChoiceField(choices=Transcript.Source.choices)
-    status = serializers.ChoiceField(choices=Transcript.Status.choices)
-    error = serializers.CharField(allow_blank=True)
-    language = serializers.CharField(allow_blank=True)
-    duration = serializers.FloatField(allow_null=True, help_text="Seconds of audio")
-    progress = serializers.FloatField(help_text="Share of the audio processed, 0 to 1")
-    created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
-    exports = serializers.DictField(
-        child=serializers.CharField(), help_text="Export URL per format: " + ", ".join(FORMATS)
-    )
-    audio = serializers.CharField(
-        allow_null=True,
-        help_text="The stored recording (the upload, or a live session's WAV) in the API; "
-        "null when none was kept",
-    )
-
-
-class TranscriptListItemSerializer(TranscriptSerializer):
-    matches = HitSerializer(
-        many=True,
-        required=False,
-        help_text="With q: the first segments that contain a searched word, highlighted",
-    )
-
-
-class SegmentSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    index = serializers.IntegerField()
-    start = serializers.FloatField()
-    end = serializers.FloatField()
-    text = serializers.CharField()
-
-
-class KeywordSerializer(serializers.Serializer):
-    word = serializers.CharField()
-    category = serializers.ChoiceField(choices=Category.choices)
-    importance = serializers.FloatField()
-    backend = serializers.CharField()
-    segment = serializers.IntegerField(allow_null=True)
-
-
-class KeywordSummarySerializer(serializers.Serializer):
-    word = serializers.CharField()
-    category = serializers.ChoiceField(choices=Category.choices)
-    count = serializers.IntegerField()
-    importance = serializers.FloatField()
-
-
-class TranscriptDetailSerializer(TranscriptSerializer):
-    segments = SegmentSerializer(many=True)
-    keywords = KeywordSerializer(many=True)
-    keyword_summary = KeywordSummarySerializer(many=True)
 
 
 class UploadSerializer(serializers.Serializer):

@@ -12,7 +12,6 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet
-from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -26,23 +25,17 @@ from rest_framework.views import APIView
 
 from keywords.models import Category, Keyword
 from transcription.access import visible_transcripts
-from transcription.batch.pipeline import segment_payload
 from transcription.models import Segment, Transcript
-from transcription.search import (
-    Term,
-    parse_query,
-    search_transcripts,
-)
+from transcription.search import parse_query, search_transcripts
 from transcription.search.results import (
     PageNotFound,
     QuerySetResults,
     Results,
     SegmentHits,
     TranscriptHits,
-    highlight,
-    match_spans,
     paginate,
 )
+from transcription.web.payloads import SegmentHitSerializer, segment_hit_payload
 
 
 class SearchPagination(BasePagination):
@@ -238,41 +231,6 @@ def transcript_results(transcripts: QuerySet[Transcript], filters: dict[str, Any
     return QuerySetResults(listed), terms
 
 
-def hit_payload(segment: Segment, terms: list[Term]) -> dict[str, Any]:
-    """One segment as a search hit: its text, and the matches both as offsets and as
-    escaped HTML with ``<mark>`` (safe to insert as HTML)."""
-    spans = match_spans(segment.text, terms)
-    return {
-        **segment_payload(segment),
-        "spans": [list(span) for span in spans],
-        "highlighted": str(highlight(segment.text, terms, spans)),
-    }
-
-
-class HitSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    index = serializers.IntegerField(help_text="Position in the transcript, from 0")
-    start = serializers.FloatField(help_text="Seconds from the start of the audio")
-    end = serializers.FloatField(help_text="Seconds from the start of the audio")
-    text = serializers.CharField(help_text="The segment's text, as said")
-    spans = serializers.ListField(
-        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
-        help_text="[start, end) character offsets of the matches in text",
-    )
-    highlighted = serializers.CharField(
-        help_text="text as HTML: escaped, with the matches in <mark>; safe to insert as HTML"
-    )
-
-
-class SegmentHitSerializer(HitSerializer):
-    transcript = serializers.UUIDField(help_text="Id of the transcript")
-    transcript_title = serializers.CharField()
-    transcript_url = serializers.CharField(help_text="The transcript in the API")
-    page_url = serializers.CharField(help_text="The transcript page, at this segment")
-    source = serializers.ChoiceField(choices=Transcript.Source.choices)
-    created_at = serializers.DateTimeField(help_text="When the transcript was created")
-
-
 class SegmentFilters(TranscriptFilters):
     q = serializers.CharField(
         max_length=200,
@@ -305,21 +263,7 @@ class SegmentSearch(GenericAPIView):
             SegmentHits(transcripts, terms) if terms else QuerySetResults(Segment.objects.none())
         )
         page = self.paginate_queryset(results)
-        hits = []
-        for segment in page:
-            transcript = segment.transcript
-            hits.append(
-                {
-                    **hit_payload(segment, terms),
-                    "transcript": str(transcript.pk),
-                    "transcript_title": str(transcript),
-                    "transcript_url": reverse("api-transcript-detail", args=[transcript.pk]),
-                    "page_url": reverse("transcript", args=[transcript.pk])
-                    + f"#segment-{segment.index}",
-                    "source": transcript.source,
-                    "created_at": transcript.created_at.isoformat(),
-                }
-            )
+        hits = [segment_hit_payload(segment, terms) for segment in page]
         return self.get_paginated_response(hits)
 
 

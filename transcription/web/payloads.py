@@ -1,0 +1,195 @@
+"""What the REST API answers, in one place: the payload builders and, beside each, the
+serializer that describes it for the OpenAPI schema (tests keep the two equal).
+
+A segment's own shape (``segment_payload``) is defined in transcription/notify.py, below the
+rooms, because the batch pipeline sends it in its progress events and must never import the
+web; every payload here that holds a segment starts from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from keywords.models import Category, Keyword
+from keywords.services import summary
+from transcription.models import Segment, Transcript
+from transcription.notify import segment_payload
+from transcription.search import Term
+from transcription.search.results import highlight, match_spans
+from transcription.web.exports import FORMATS
+
+__all__ = [
+    "HitSerializer",
+    "KeywordSerializer",
+    "KeywordSummarySerializer",
+    "SegmentHitSerializer",
+    "SegmentSerializer",
+    "TranscriptDetailSerializer",
+    "TranscriptListItemSerializer",
+    "TranscriptSerializer",
+    "hit_payload",
+    "keyword_payload",
+    "segment_hit_payload",
+    "segment_payload",
+    "transcript_payload",
+]
+
+
+# --- builders ---------------------------------------------------------------------------
+
+
+def transcript_payload(transcript: Transcript, *, with_segments: bool = True) -> dict[str, Any]:
+    """A transcript's state (the list, the upload answer); with its segments, keywords and
+    keyword summary for the detail."""
+    data: dict[str, Any] = {
+        "id": str(transcript.pk),
+        "url": reverse("api-transcript-detail", args=[transcript.pk]),
+        "title": transcript.title,
+        "source": transcript.source,
+        "status": transcript.status,
+        "error": transcript.error,
+        "language": transcript.language,
+        "duration": transcript.duration,
+        "progress": transcript.progress,
+        "created_at": transcript.created_at.isoformat(),
+        "started_at": transcript.started_at.isoformat() if transcript.started_at else None,
+        "finished_at": transcript.finished_at.isoformat() if transcript.finished_at else None,
+        "exports": {
+            fmt: reverse("api-transcript-export", args=[transcript.pk]) + f"?format={fmt}"
+            for fmt in FORMATS
+        },
+        "audio": reverse("api-transcript-audio", args=[transcript.pk])
+        if transcript.audio
+        else None,
+    }
+    if with_segments:
+        data["segments"] = [segment_payload(s) for s in transcript.segments.all()]
+        data["keywords"] = [keyword_payload(k) for k in transcript.keywords.all()]
+        data["keyword_summary"] = summary(transcript)
+    return data
+
+
+def keyword_payload(keyword: Keyword) -> dict[str, Any]:
+    return {
+        "word": keyword.word,
+        "category": keyword.category,
+        "importance": keyword.importance,
+        "backend": keyword.backend,
+        "segment": keyword.segment_id,
+    }
+
+
+def hit_payload(segment: Segment, terms: list[Term]) -> dict[str, Any]:
+    """One segment as a search hit: its text, and the matches both as offsets and as
+    escaped HTML with ``<mark>`` (safe to insert as HTML)."""
+    spans = match_spans(segment.text, terms)
+    return {
+        **segment_payload(segment),
+        "spans": [list(span) for span in spans],
+        "highlighted": str(highlight(segment.text, terms, spans)),
+    }
+
+
+def segment_hit_payload(segment: Segment, terms: list[Term]) -> dict[str, Any]:
+    """A hit of the segment search, with where its transcript is (``segment.transcript``
+    should be loaded with it)."""
+    transcript = segment.transcript
+    return {
+        **hit_payload(segment, terms),
+        "transcript": str(transcript.pk),
+        "transcript_title": str(transcript),
+        "transcript_url": reverse("api-transcript-detail", args=[transcript.pk]),
+        "page_url": reverse("transcript", args=[transcript.pk]) + f"#segment-{segment.index}",
+        "source": transcript.source,
+        "created_at": transcript.created_at.isoformat(),
+    }
+
+
+# --- serializers: the shapes above, for the OpenAPI schema ------------------------------
+
+
+class HitSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    index = serializers.IntegerField(help_text="Position in the transcript, from 0")
+    start = serializers.FloatField(help_text="Seconds from the start of the audio")
+    end = serializers.FloatField(help_text="Seconds from the start of the audio")
+    text = serializers.CharField(help_text="The segment's text, as said")
+    spans = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        help_text="[start, end) character offsets of the matches in text",
+    )
+    highlighted = serializers.CharField(
+        help_text="text as HTML: escaped, with the matches in <mark>; safe to insert as HTML"
+    )
+
+
+class SegmentHitSerializer(HitSerializer):
+    transcript = serializers.UUIDField(help_text="Id of the transcript")
+    transcript_title = serializers.CharField()
+    transcript_url = serializers.CharField(help_text="The transcript in the API")
+    page_url = serializers.CharField(help_text="The transcript page, at this segment")
+    source = serializers.ChoiceField(choices=Transcript.Source.choices)
+    created_at = serializers.DateTimeField(help_text="When the transcript was created")
+
+
+class TranscriptSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    url = serializers.CharField(help_text="This transcript in the API")
+    title = serializers.CharField(allow_blank=True)
+    source = serializers.ChoiceField(choices=Transcript.Source.choices)
+    status = serializers.ChoiceField(choices=Transcript.Status.choices)
+    error = serializers.CharField(allow_blank=True)
+    language = serializers.CharField(allow_blank=True)
+    duration = serializers.FloatField(allow_null=True, help_text="Seconds of audio")
+    progress = serializers.FloatField(help_text="Share of the audio processed, 0 to 1")
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    exports = serializers.DictField(
+        child=serializers.CharField(), help_text="Export URL per format: " + ", ".join(FORMATS)
+    )
+    audio = serializers.CharField(
+        allow_null=True,
+        help_text="The stored recording (the upload, or a live session's WAV) in the API; "
+        "null when none was kept",
+    )
+
+
+class TranscriptListItemSerializer(TranscriptSerializer):
+    matches = HitSerializer(
+        many=True,
+        required=False,
+        help_text="With q: the first segments that contain a searched word, highlighted",
+    )
+
+
+class SegmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    index = serializers.IntegerField()
+    start = serializers.FloatField()
+    end = serializers.FloatField()
+    text = serializers.CharField()
+
+
+class KeywordSerializer(serializers.Serializer):
+    word = serializers.CharField()
+    category = serializers.ChoiceField(choices=Category.choices)
+    importance = serializers.FloatField()
+    backend = serializers.CharField()
+    segment = serializers.IntegerField(allow_null=True)
+
+
+class KeywordSummarySerializer(serializers.Serializer):
+    word = serializers.CharField()
+    category = serializers.ChoiceField(choices=Category.choices)
+    count = serializers.IntegerField()
+    importance = serializers.FloatField()
+
+
+class TranscriptDetailSerializer(TranscriptSerializer):
+    segments = SegmentSerializer(many=True)
+    keywords = KeywordSerializer(many=True)
+    keyword_summary = KeywordSummarySerializer(many=True)
