@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from transcription.web import account, api, history, openai_api, pages, search_api
+from transcription.web import account, api, audio, history, openai_api, pages, search_api
 
 
 def api_view(view):
@@ -40,7 +40,7 @@ urlpatterns = [
     path("api/segments/", api_view(search_api.SegmentSearch.as_view()), name="api-segments"),
     path("api/keywords/", api_view(search_api.KeywordList.as_view()), name="api-keywords"),
     path("history/", history.history_page, name="history"),
-    path("transcripts/<uuid:pk>/audio", history.transcript_audio, name="transcript-audio"),
+    path("transcripts/<uuid:pk>/audio", audio.transcript_audio, name="transcript-audio"),
     path("api/schema/", api_view(SpectacularAPIView.as_view()), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("account/", account.account, name="account"),

@@ -21,8 +21,8 @@ from rest_framework.views import APIView
 from transcription.access import visible_transcripts
 from transcription.batch.uploads import UploadRejected, check_size, create_upload
 from transcription.search import matching_segments
+from transcription.web.audio import audio_response
 from transcription.web.exports import FORMATS, render
-from transcription.web.history import audio_response
 from transcription.web.payloads import (
     TranscriptDetailSerializer,
     TranscriptListItemSerializer,
