@@ -1,24 +1,25 @@
-"""WebSocket consumers: thin. Check access, join the group, forward events."""
+"""``/ws/transcripts/<id>/``: a transcript's progress, segments and keywords as they happen.
+
+Thin: check access, join the transcript's group, forward what the notifier sends. Who may
+watch is the pages' and the API's rule (transcription/access.py): a user their own
+transcripts, staff everything; anyone else is refused as if the id did not exist.
+"""
 
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from transcription.models import Transcript
+from transcription.access import visible_transcripts
 from transcription.notify import group_name
+
+# The socket's 404: the same answer for "not yours" and "no such transcript".
+NOT_FOUND = 4404
 
 
 @database_sync_to_async
-def _may_watch(user, transcript_id) -> bool:
-    transcript = Transcript.objects.filter(pk=transcript_id).only("owner_id").first()
-    if transcript is None:
-        return False
-    if transcript.owner_id is None:
-        return True
-    return bool(
-        user and user.is_authenticated and (user.is_staff or user.pk == transcript.owner_id)
-    )
+def _may_watch(user, transcript_id: str) -> bool:
+    return visible_transcripts(user).filter(pk=transcript_id).exists()
 
 
 class TranscriptEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -27,7 +28,7 @@ class TranscriptEventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.transcript_id = str(self.scope["url_route"]["kwargs"]["transcript_id"])
         if not await _may_watch(self.scope.get("user"), self.transcript_id):
-            await self.close(code=4404)
+            await self.close(code=NOT_FOUND)
             return
         self.group = group_name(self.transcript_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
