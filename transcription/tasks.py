@@ -68,40 +68,20 @@ def transcribe(self, transcript_id: str) -> None:
     max_retries=3,
     retry_backoff=1,
 )
-def transcribe_utterance(
-    transcript_id: str,
-    index: int,
-    start: float,
-    end: float,
-    audio_key: str,
-    language: str,
-    dispatched_at: float,
-    early_key: str | None = None,
-    early_wait_s: float = 0.0,
-) -> None:
+def transcribe_utterance(job: dict) -> None:
+    from transcription.live.jobs import UtteranceJob
     from transcription.live.worker import transcribe_utterance as run
 
-    run(
-        transcript_id,
-        index,
-        start,
-        end,
-        audio_key,
-        language,
-        dispatched_at,
-        early_key=early_key,
-        early_wait_s=early_wait_s,
-    )
+    run(UtteranceJob.from_dict(job))
 
 
 @shared_task(name="transcription.tasks.transcribe_partial", soft_time_limit=60, time_limit=90)
-def transcribe_partial(
-    transcript_id: str, token: str, start: float, audio_key: str, language: str
-) -> None:
+def transcribe_partial(job: dict) -> None:
     # Not acknowledged late and never retried: a lost partial is replaced a second later.
+    from transcription.live.jobs import PartialJob
     from transcription.live.worker import transcribe_partial as run
 
-    run(transcript_id, token, start, audio_key, language)
+    run(PartialJob.from_dict(job))
 
 
 @shared_task(name="transcription.tasks.finish_live", acks_late=True)

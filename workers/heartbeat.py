@@ -91,11 +91,15 @@ def _sweep() -> None:
     from django.db import close_old_connections
 
     from transcription.batch.sweeper import sweep_orphans
+    from transcription.live.records import end_orphaned_sessions
 
     try:
         swept = sweep_orphans()
         if swept:
-            log.warning("marked %d stuck transcript(s) failed", swept)
+            log.warning("marked %d stuck upload(s) failed", swept)
+        ended = end_orphaned_sessions()
+        if ended:
+            log.warning("marked %d orphaned live session(s) done", ended)
     except Exception as exc:  # noqa: BLE001 - the database may be restarting; try next time
         log.warning("orphan sweep failed: %s", exc)
     finally:

@@ -1,13 +1,11 @@
 """The live protocol, plain and socket-free: decoding client frames, parsing messages and
-the start options, and the gate that keeps one interim-text request in flight. The consumer
-(live_consumer.py) only moves bytes and events around."""
+the start options. The consumer (consumer.py) only moves bytes and events around."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,38 +101,3 @@ def parse_start(message: dict[str, Any], default_language: str, languages) -> St
         except (TypeError, ValueError):
             raise ProtocolError("bad_resume", "last_seq must be an integer") from None
     return StartOptions(language, encoding, session, last_seq)
-
-
-class PartialGate:
-    """One interim-text request in flight per session, so that requests never pile up on a
-    busy worker (nor in front of finals, where the stt workers do partials too).
-
-    A request is answered by any ``partial`` event (there is only one in flight) or by the
-    ``final`` of its utterance or a later one: the worker skips a partial that a final has
-    overtaken, and it never answers. An earlier utterance's final says nothing about it. A
-    request nobody answers (skipped as stale) stops holding the gate after ``wait_s``.
-    """
-
-    def __init__(self, wait_s: float, clock=time.monotonic) -> None:
-        self.wait_s = wait_s
-        self.clock = clock
-        self.since: float | None = None
-        self.utterance = -1
-
-    def sent(self, utterance: int) -> None:
-        self.since = self.clock()
-        self.utterance = utterance
-
-    def release(self) -> None:
-        self.since = None
-
-    def answered_by(self, event: dict[str, Any]) -> None:
-        kind, utterance = event.get("type"), event.get("utterance")
-        if kind == "partial" or (
-            kind == "final" and not (isinstance(utterance, int) and utterance < self.utterance)
-        ):
-            self.since = None
-
-    @property
-    def busy(self) -> bool:
-        return self.since is not None and self.clock() - self.since < self.wait_s

@@ -16,54 +16,45 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from transcription.live import store as live_events
+from transcription.live import store
+from transcription.live.jobs import PartialJob, UtteranceJob
+from transcription.live.store import Decision, Request
 from transcription.models import Segment, Transcript
 from transcription.notify import ProgressNotifier
 from transcription.speech import engine
 from transcription.speech.hallucination import filter_segments
 
 log = logging.getLogger(__name__)
-PARTIAL_BEAM_SIZE = (
-    1  # interim text is replaced a second later: speed over the last bit of accuracy
-)
+# Interim text is replaced a second later: speed over the last bit of accuracy.
+PARTIAL_BEAM_SIZE = 1
 
 
 def _audio(key: str) -> np.ndarray | None:
-    data = live_events.take_audio(key)
+    data = store.take_audio(key)
     return None if data is None else np.frombuffer(data, dtype=np.float32)
 
 
-def transcribe_utterance(
-    transcript_id: str,
-    index: int,
-    start: float,
-    end: float,
-    audio_key: str,
-    language: str,
-    dispatched_at: float,
-    early_key: str | None = None,
-    early_wait_s: float = 0.0,
-) -> Segment | None:
-    """Transcribe, store and announce utterance ``index``.
+def transcribe_utterance(job: UtteranceJob) -> Segment | None:
+    """Transcribe, store and announce utterance ``job.index``.
 
-    With ``early_key`` the utterance is only paused so far (an early final, see
-    ``live_events.settle_early``): the text is computed at once, then the consumer's
-    decision is awaited, up to ``early_wait_s`` after ``dispatched_at``. "final" stores
-    and announces it as usual; otherwise the text goes out as a partial and the consumer
-    sends the utterance again when it does end.
+    With ``job.early_key`` the utterance is only paused so far (an early final, see
+    ``store.settle_early``): the text is computed at once, then the consumer's decision
+    is awaited, up to ``early_wait_s`` after ``dispatched_at``. FINAL stores and announces
+    it as usual; otherwise the text goes out as a partial and the consumer sends the
+    utterance again when it does end.
     """
-    if early_key and live_events.early_decision(early_key) == live_events.VOID:
+    session, index, start, end = job.session, job.index, job.start, job.end
+    early_key = job.early_key
+    if early_key and store.early_decision(early_key) == Decision.VOID:
         # Speech resumed while this waited in the queue: the utterance will come again
         # whole, and a guess at it now would only hold up the work behind it.
-        live_events.drop_audio(audio_key)
+        store.drop_audio(job.audio_key)
         return None
-    notifier = ProgressNotifier(transcript_id, live=True)
+    notifier = ProgressNotifier(session, live=True)
     picked_at = time.time()
-    audio = _audio(audio_key)
+    audio = _audio(job.audio_key)
     if audio is None:
-        if early_key and live_events.settle_early(early_key, live_events.ABANDONED) != (
-            live_events.FINAL
-        ):
+        if early_key and store.settle_early(early_key, Decision.ABANDONED) != Decision.FINAL:
             return None
         # Only after the audio's hour in Redis ran out; say so rather than hang the client.
         notifier.send(
@@ -73,29 +64,29 @@ def transcribe_utterance(
         )
         return None
     if not early_key:
-        live_events.supersede_partials(transcript_id, index)
-    results, used_language = engine.transcribe_clip(audio, language, offset=start)
+        store.supersede_partials(session, index)
+    results, used_language = engine.transcribe_clip(audio, job.language, offset=start)
     kept = filter_segments(results, speech_spans=[(start, end)])
     text = " ".join(r.text for r in kept).strip()
     computed_at = time.time()
     waited = 0.0
     if early_key:
-        remaining = early_wait_s - (computed_at - dispatched_at)
-        decision = live_events.await_early(early_key, max(remaining, 0.05))
-        if decision != live_events.FINAL:
-            live_events.drop_audio(audio_key)
-            if live_events.latest_partial(transcript_id) == f"early:{index}":
+        remaining = job.early_wait_s - (computed_at - job.dispatched_at)
+        decision = store.await_early(early_key, max(remaining, 0.05))
+        if decision != Decision.FINAL:
+            store.drop_audio(job.audio_key)
+            if store.latest_request(session) == Request("early", index):
                 # Still the newest request of the session: its text is the interim text.
                 notifier.send("partial", utterance=index, text=text, start=start)
             return None
-        live_events.supersede_partials(transcript_id, index)
+        store.supersede_partials(session, index)
         waited = time.time() - computed_at
     segment = None
     if text:
         first = kept[0]
         with transaction.atomic():
             segment, _ = Segment.objects.update_or_create(
-                transcript_id=transcript_id,
+                transcript_id=session,
                 index=index,
                 defaults={
                     "start": start,
@@ -105,7 +96,7 @@ def transcribe_utterance(
                     "no_speech_prob": first.no_speech_prob,
                 },
             )
-            Transcript.objects.filter(pk=transcript_id, language="").update(language=used_language)
+            Transcript.objects.filter(pk=session, language="").update(language=used_language)
     finished_at = time.time()
     device, _compute = engine.runtime()
     confidence = math.exp(kept[0].avg_logprob) if kept and kept[0].avg_logprob is not None else None
@@ -119,13 +110,13 @@ def transcribe_utterance(
         language=used_language,
         confidence=round(confidence, 3) if confidence is not None else None,
         device=device,
-        queue_wait_s=round(max(picked_at - dispatched_at, 0.0), 3),
+        queue_wait_s=round(max(picked_at - job.dispatched_at, 0.0), 3),
         # Of an early final, the time spent waiting for the utterance to end is not compute.
         compute_s=round(finished_at - picked_at - waited, 3),
         early=bool(early_key),
         timestamp=timezone.now().isoformat(),
     )
-    live_events.drop_audio(audio_key)
+    store.drop_audio(job.audio_key)
     if segment is not None:
         from keywords.tasks import extract_segment_keywords
 
@@ -133,32 +124,32 @@ def transcribe_utterance(
     return segment
 
 
-def transcribe_partial(
-    transcript_id: str, token: str, start: float, audio_key: str, language: str
-) -> str | None:
+def transcribe_partial(job: PartialJob) -> str | None:
     """Interim text for the utterance in progress, unless a newer request superseded it."""
-    if live_events.latest_partial(transcript_id) != token:
-        live_events.drop_audio(audio_key)
+    wanted = Request("partial", job.index, job.n)
+    if store.latest_request(job.session) != wanted:
+        store.drop_audio(job.audio_key)
         return None  # stale: a newer partial or the final is already on its way
-    audio = _audio(audio_key)
-    live_events.drop_audio(audio_key)
+    audio = _audio(job.audio_key)
+    store.drop_audio(job.audio_key)
     if audio is None:
         return None
     results, _language = engine.transcribe_clip(
-        audio, language, offset=start, beam_size=PARTIAL_BEAM_SIZE
+        audio, job.language, offset=job.start, beam_size=PARTIAL_BEAM_SIZE
     )
-    kept = filter_segments(results, speech_spans=[(start, start + len(audio) / engine.SAMPLE_RATE)])
+    end = job.start + len(audio) / engine.SAMPLE_RATE
+    kept = filter_segments(results, speech_spans=[(job.start, end)])
     text = " ".join(r.text for r in kept).strip()
-    if live_events.latest_partial(transcript_id) != token:
+    if store.latest_request(job.session) != wanted:
         return None  # the final overtook this partial while it ran
-    ProgressNotifier(transcript_id, live=True).send(
-        "partial", utterance=int(token.split(":")[0]), text=text, start=start
+    ProgressNotifier(job.session, live=True).send(
+        "partial", utterance=job.index, text=text, start=job.start
     )
     return text
 
 
 def finish_live(transcript_id: str, duration: float) -> None:
-    if live_events.session_owner(transcript_id):
+    if store.session_owner(transcript_id):
         return  # resumed meanwhile: the connection streaming it now finishes it when it ends
     Transcript.objects.filter(pk=transcript_id, status=Transcript.Status.RUNNING).update(
         status=Transcript.Status.DONE, finished_at=timezone.now(), duration=duration, progress=1.0

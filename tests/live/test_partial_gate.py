@@ -1,8 +1,8 @@
-"""The one-partial-in-flight gate of a live session (transcription/live.py)."""
+"""The one-partial-in-flight gate of a live session (transcription/live/session.py)."""
 
 from __future__ import annotations
 
-from transcription.live.protocol import PartialGate
+from transcription.live.session import PartialGate
 
 
 class Clock:

@@ -1,4 +1,5 @@
-"""/ws with a real stt worker and keyword worker: both protocols, resume, disconnects, bad input."""
+"""/ws with a real stt worker and keyword worker: both protocols, resume, takeover,
+early finals, partials, disconnects (the worker-free cases are in test_live_ws_input.py)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from bench.cer import cer
-from sttproject.asgi import application
 from tests.celery_workers import log_text, running_worker
-from tests.conftest import session_cookie_header
+from tests.live.ws import (
+    RATE,
+    chunks,
+    clip,
+    connect,
+    pcm16,
+    receive_until,
+    recording_of,
+    resume,
+    start,
+    stream,
+)
+from transcription.live.store import StreamState
 from transcription.models import Segment, Transcript
 from transcription.speech.audio import decode_audio
 from transcription.speech.endpointing import Endpointer, EndpointerConfig, Resumed, Utterance
 from workers.priority import autogroup_niceness
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-RATE = 16000
-ORIGIN = [(b"origin", b"http://localhost")]
 
 
 @pytest.fixture(scope="module")
@@ -36,20 +45,6 @@ def workers(django_db_blocker, django_db_setup):
         running_worker("keywords", extra_env={"KEYWORD_BACKEND": "embedded"}),
     ):
         yield {"stt": stt, "stt_partial": partial}
-
-
-HEADERS: list[tuple[bytes, bytes]] = []
-
-
-@pytest.fixture(autouse=True)
-def signed_in(transactional_db):
-    """Every socket in these tests belongs to one signed-in user."""
-    from tests.factories import make_user
-
-    user = make_user("speaker")
-    HEADERS[:] = [*ORIGIN, session_cookie_header(user)]
-    yield user
-    HEADERS.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -72,100 +67,6 @@ def workers_settle(transactional_db):
             break
         time.sleep(0.2)
     time.sleep(0.5)  # the task a worker had already taken
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    """Live sessions are recorded under MEDIA_ROOT/live/: a folder of each test's own."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-def recording_of(session: str) -> np.ndarray:
-    transcript = Transcript.objects.get(pk=session)
-    assert transcript.audio.name.startswith("live/"), transcript.audio.name
-    return decode_audio(transcript.audio.path)
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_sessions(settings):
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter(match="live:sessions:*"):
-        client.delete(key)
-
-
-def pcm16(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
-
-
-def chunks(samples: np.ndarray, seconds: float = 0.25):
-    step = int(seconds * RATE)
-    for i in range(0, len(samples), step):
-        yield samples[i : i + step]
-
-
-async def connect() -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, "/ws", headers=HEADERS)
-    connected, _ = await communicator.connect(timeout=10)
-    assert connected
-    return communicator
-
-
-async def receive_until(communicator, predicate, timeout=60.0) -> list[dict]:
-    """Collect events until one satisfies ``predicate``; returns all of them."""
-    events = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            event = json.loads(
-                await communicator.receive_from(timeout=max(0.1, deadline - time.monotonic()))
-            )
-        except TimeoutError:
-            break
-        events.append(event)
-        if predicate(event):
-            return events
-    raise AssertionError(f"no matching event within {timeout} s; got {events}")
-
-
-async def start_events(communicator, timeout: float = 10, **extra) -> list[dict]:
-    """Send ``start`` (with ``extra``, e.g. ``resume``); the events up to ``ready``."""
-    await communicator.send_json_to(
-        {"type": "start", "language": "ko", "sample_rate": RATE, "encoding": "pcm_s16le", **extra}
-    )
-    events = await receive_until(
-        communicator, lambda e: e["type"] in ("ready", "error"), timeout=timeout
-    )
-    assert events[-1]["type"] == "ready", events
-    return events
-
-
-async def start(communicator, **extra) -> dict:
-    return (await start_events(communicator, **extra))[-1]
-
-
-async def resume(communicator, session: str, last_seq: int, timeout: float = 15) -> list[dict]:
-    """Resume ``session``: the replayed events, then ``ready``."""
-    events = await start_events(
-        communicator, timeout=timeout, resume={"session": session, "last_seq": last_seq}
-    )
-    assert events[-1]["resumed"] is True, events
-    return events
-
-
-async def stream(communicator, samples, *, encoding="pcm_s16le"):
-    for piece in chunks(samples):
-        await communicator.send_to(
-            bytes_data=pcm16(piece) if encoding == "pcm_s16le" else piece.astype("<f4").tobytes()
-        )
-
-
-def clip(eval_clip, clip_id, trailing_silence=1.5):
-    path, entry = eval_clip(clip_id)
-    audio = decode_audio(path)
-    return np.concatenate([audio, np.zeros(int(trailing_silence * RATE), np.float32)]), entry
 
 
 async def test_original_client_protocol(workers, eval_clip):
@@ -338,11 +239,9 @@ async def test_a_stale_saved_state_neither_cuts_the_recording_nor_reuses_the_tim
     await communicator.send_json_to({"type": "stop"})
     events = await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=30)
     # What a web process that died before saving would leave: a state from long before.
-    from transcription.live import store as live_events
+    from transcription.live import store
 
-    await asyncio.to_thread(
-        live_events.save_state, session, {"position_s": 1.0, "next_utterance": 0}
-    )
+    await asyncio.to_thread(store.save_state, session, StreamState(1.0, 0))
     await resume(communicator, session, events[-1]["seq"])
     await stream(communicator, second)
     events = await receive_until(
@@ -496,48 +395,6 @@ async def test_no_recording_is_kept_when_turned_off(workers, settings, media):
     assert not list(media.rglob("*.wav"))
 
 
-async def test_bad_input_gets_errors_and_the_socket_stays_usable(workers):
-    communicator = await connect()
-
-    async def expect_error(code, **send):
-        await communicator.send_to(**send)
-        events = await receive_until(communicator, lambda e: e["type"] == "error", timeout=10)
-        assert events[-1]["code"] == code, events[-1]
-
-    await expect_error("not_started", bytes_data=b"\x00\x01" * 100)  # audio before start
-    await expect_error("bad_json", text_data="{not json")
-    await expect_error("bad_message", text_data="[1, 2, 3]")
-    await expect_error("unknown_type", text_data=json.dumps({"type": "dance"}))
-    await expect_error(
-        "bad_sample_rate", text_data=json.dumps({"type": "start", "sample_rate": 44100})
-    )
-    await start(communicator)
-    await expect_error("bad_frame", bytes_data=b"\x00\x01\x02")  # odd length
-    await expect_error("frame_too_large", bytes_data=b"\x00" * (10 * RATE * 4 + 2))
-    await expect_error(
-        "bad_base64", text_data=json.dumps({"type": "audio", "data": "!!!not base64!!!"})
-    )
-    await expect_error("already_started", text_data=json.dumps({"type": "start"}))
-    # Still usable: ping answers, and a stop is accepted.
-    await communicator.send_json_to({"type": "ping"})
-    assert (await receive_until(communicator, lambda e: e["type"] == "pong", timeout=5))[-1][
-        "type"
-    ] == "pong"
-    await communicator.send_json_to({"type": "stop"})
-    await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=10)
-    await communicator.disconnect()
-
-
-async def test_float_frames_with_nan_are_refused(workers):
-    communicator = await connect()
-    await start(communicator, encoding="f32le")
-    bad = np.array([0.1, np.nan, 0.2, 0.3], dtype="<f4").tobytes()
-    await communicator.send_to(bytes_data=bad)
-    events = await receive_until(communicator, lambda e: e["type"] == "error", timeout=10)
-    assert events[-1]["code"] == "bad_frame"
-    await communicator.disconnect()
-
-
 async def test_no_speech_produces_nothing(workers, eval_clip):
     communicator = await connect()
     ready = await start(communicator)
@@ -559,44 +416,3 @@ async def test_no_speech_produces_nothing(workers, eval_clip):
         lambda: Segment.objects.filter(transcript_id=ready["session"]).exists()
     )
     await communicator.disconnect()
-
-
-async def test_concurrent_sessions_per_user_are_limited(settings, workers):
-    settings.LIVE_MAX_SESSIONS_PER_USER = 1
-    first = await connect()
-    await start(first)
-    second = WebsocketCommunicator(application, "/ws", headers=HEADERS)
-    await second.connect(timeout=10)
-    event = json.loads(await second.receive_from(timeout=10))
-    assert event["code"] == "too_many_sessions"
-    await second.disconnect()
-    await first.disconnect()
-
-
-async def test_anonymous_sockets_are_refused():
-    communicator = WebsocketCommunicator(application, "/ws", headers=ORIGIN)
-    await communicator.connect(timeout=10)
-    event = json.loads(await communicator.receive_from(timeout=10))
-    assert event["code"] == "unauthorized"
-    assert (await communicator.receive_output(timeout=5))["type"] == "websocket.close"
-
-
-async def test_another_users_session_cannot_be_resumed(workers, signed_in):
-    communicator = await connect()
-    ready = await start(communicator)
-    await communicator.disconnect()
-    from tests.factories import make_user
-
-    intruder = await asyncio.to_thread(make_user, "intruder")
-    other = WebsocketCommunicator(
-        application,
-        "/ws",
-        headers=[*ORIGIN, await asyncio.to_thread(session_cookie_header, intruder)],
-    )
-    await other.connect(timeout=10)
-    await other.send_json_to(
-        {"type": "start", "resume": {"session": ready["session"], "last_seq": 0}}
-    )
-    event = json.loads(await other.receive_from(timeout=10))
-    assert event["type"] == "error" and event["code"] == "unknown_session"
-    await other.disconnect()

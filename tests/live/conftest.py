@@ -1,0 +1,36 @@
+"""Fixtures of the live tests: one signed-in user per test, a media folder of its own, no
+session counted from an earlier test."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import session_cookie_header
+from tests.live.ws import HEADERS, ORIGIN
+
+
+@pytest.fixture(autouse=True)
+def signed_in(transactional_db):
+    """Every socket in these tests belongs to one signed-in user."""
+    from tests.factories import make_user
+
+    user = make_user("speaker")
+    HEADERS[:] = [*ORIGIN, session_cookie_header(user)]
+    yield user
+    HEADERS.clear()
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    """Live sessions are recorded under MEDIA_ROOT/live/: a folder of each test's own."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_sessions(settings):
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(match="live:sessions:*"):
+        client.delete(key)

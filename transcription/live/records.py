@@ -1,0 +1,142 @@
+"""A live session's rows: the transcript a start creates, who may resume it, and where a
+resumed one goes on; and its recording on disk, opened, appended to and closed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.db.models import Max
+from django.utils import timezone
+
+from transcription.access import may_see
+from transcription.live import store
+from transcription.live.recording import LiveRecording, RecordingError, recording_name
+from transcription.live.store import StreamState
+from transcription.models import Transcript
+
+log = logging.getLogger(__name__)
+
+
+def create_transcript(user, language: str) -> tuple[str, str]:
+    """A running live transcript owned by ``user``; returns its id and recording name
+    (empty when recordings are not kept)."""
+    pk, now = uuid.uuid4(), timezone.now()
+    transcript = Transcript.objects.create(
+        pk=pk,
+        audio=recording_name(str(pk), timezone.localtime(now)) if settings.LIVE_KEEP_AUDIO else "",
+        owner=user if user is not None and user.is_authenticated else None,
+        source=Transcript.Source.LIVE,
+        status=Transcript.Status.RUNNING,
+        language="" if language == "auto" else language,
+        title=f"Live {timezone.localtime(now):%Y-%m-%d %H:%M}",
+        started_at=now,
+    )
+    return str(transcript.pk), transcript.audio.name
+
+
+def forget_recording(session: str) -> None:
+    """No player pointing at a file that is not there."""
+    Transcript.objects.filter(pk=session).update(audio="")
+
+
+def may_resume(session: str, user) -> bool:
+    try:
+        transcript = Transcript.objects.get(pk=session, source=Transcript.Source.LIVE)
+    except (Transcript.DoesNotExist, ValueError, ValidationError):  # a malformed id too
+        return False
+    return may_see(user, transcript)
+
+
+def reopen(session: str) -> tuple[StreamState, str]:
+    """Mark a resumed session running again; returns where its timeline goes on and its
+    recording's name.
+
+    The saved state can be older than the rows (it expires; a web process that died never
+    saved it): the furthest point either reached is where the timeline goes on, so that no
+    new segment overlaps an old one and no index is used twice."""
+    transcript = Transcript.objects.get(pk=session)
+    Transcript.objects.filter(pk=session).update(status=Transcript.Status.RUNNING, finished_at=None)
+    last = transcript.segments.aggregate(end=Max("end"), index=Max("index"))
+    saved = store.load_state(session)
+    point = StreamState(
+        max(saved.position_s, float(last["end"] or 0.0)),
+        max(saved.next_utterance, last["index"] + 1 if last["index"] is not None else 0),
+    )
+    return point, transcript.audio.name
+
+
+class Recorder:
+    """The session's recording as the consumer writes it. The transcript matters more than
+    the recording: any error stops recording, never the session."""
+
+    def __init__(self, session: str) -> None:
+        self.session = session
+        self.recording: LiveRecording | None = None
+
+    def open(self, name: str, offset: float) -> float:
+        """Open the recording and line it up with the timeline at ``offset``, or at its
+        own end where it goes further (audio is written before the endpointer sees it, so
+        a longer file is the truer timeline); never cuts it. Returns the offset."""
+        recording = None
+        try:
+            recording = LiveRecording(default_storage.path(name))
+            offset = max(offset, recording.duration_s)
+            recording.align(offset)
+        except (OSError, RecordingError, NotImplementedError) as exc:
+            log.warning("live session %s is not recorded: %s", self.session, exc)
+            if recording is not None:
+                recording.close()
+            return offset
+        self.recording = recording
+        return offset
+
+    @property
+    def is_open(self) -> bool:
+        return self.recording is not None
+
+    def append(self, samples) -> None:
+        if self.recording is None:
+            return
+        try:
+            self.recording.append(samples)
+        except (OSError, RecordingError) as exc:  # a full disk: stop recording, keep going
+            log.warning("live session %s stopped recording: %s", self.session, exc)
+            self.close()
+
+    def close(self) -> None:
+        recording, self.recording = self.recording, None
+        if recording is not None:
+            recording.close()
+
+
+def end_orphaned_sessions(now: dt.datetime | None = None) -> int:
+    """Mark live sessions done that no connection will end; returns how many.
+
+    What ends a live session is its connection; a web process that died never ended its
+    sessions. A streaming connection refreshes its hold on the session in Redis every few
+    seconds (the hold lasts ``store.LOG_TTL_S``), so a session running with no holder and
+    started before that is orphaned: it is marked done with what was stored (its segments
+    are the transcript), never failed. A resume reopens it. Safe to run from many workers.
+    """
+    now = now or timezone.now()
+    quiet = now - dt.timedelta(seconds=store.LOG_TTL_S)
+    candidates = Transcript.objects.filter(
+        source=Transcript.Source.LIVE, status=Transcript.Status.RUNNING, started_at__lt=quiet
+    ).values_list("pk", flat=True)
+    ended = 0
+    for pk in candidates:
+        if store.session_owner(str(pk)):
+            continue  # a connection still streams it
+        last_end = Transcript.objects.filter(pk=pk).aggregate(end=Max("segments__end"))["end"]
+        ended += Transcript.objects.filter(pk=pk, status=Transcript.Status.RUNNING).update(
+            status=Transcript.Status.DONE,
+            finished_at=now,
+            duration=last_end or 0.0,
+            progress=1.0,
+        )
+    return ended
