@@ -26,6 +26,7 @@ Times are seconds on the stream's timeline, counted from its first sample, so th
 stored as segment start/end as they are. Utterances never overlap and their audio is exactly
 the stream's samples between ``start`` and ``end``.
 
+The events are in ``events.py``, the VAD session and the sample buffer in ``vad.py``.
 The class is plain (no socket, no Django needed beyond ``EndpointerConfig.from_settings``),
 in keeping with the rule that framing and endpointing are unit-tested without a consumer.
 """
@@ -33,90 +34,35 @@ in keeping with the rule that framing and endpointing are unit-tested without a 
 from __future__ import annotations
 
 import math
-import threading
 from collections import deque
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from transcription.speech.audio import AudioFrameError
+from transcription.speech.events import (
+    Event,
+    Partial,
+    Pause,
+    Reason,
+    Resumed,
+    SpeechStarted,
+    Utterance,
+)
+from transcription.speech.vad import (
+    _SUBFRAME,
+    _WINDOWS_PER_CALL,
+    CONTEXT,
+    SAMPLE_RATE,
+    WINDOW,
+    SampleBuffer,
+    rms,
+    vad_session,
+)
 
 if TYPE_CHECKING:
     from transcription.speech.engine import VadConfig
-
-SAMPLE_RATE = 16_000
-# Silero VAD v6 (as shipped with faster-whisper) takes 512-sample windows at 16 kHz, each
-# preceded by the last 64 samples of the window before it.
-WINDOW = 512
-CONTEXT = 64
-# Audio is taken in slices of this many windows: one ONNX call per slice keeps the per-call
-# overhead low, and a huge chunk (the original client sends seconds at once) never has to
-# sit in the buffer whole before the VAD has looked at it.
-_WINDOWS_PER_CALL = 32
-# Sub-frames used to place a max-length cut inside the chosen window (4 ms at 16 kHz).
-_SUBFRAME = 64
-
-Reason = Literal["silence", "max_length", "flush"]
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechStarted:
-    """An utterance began at ``at`` seconds (speech pad included)."""
-
-    at: float
-    utterance_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Partial:
-    """The audio of utterance ``utterance_id`` from ``start`` to ``end`` (still going on).
-
-    ``audio`` is a fresh copy owned by the receiver; it is at most ``max_utterance_s`` long.
-    Equality ignores ``audio`` (numpy arrays have no truth value); compare it explicitly.
-    """
-
-    utterance_id: int
-    audio: np.ndarray = field(compare=False, repr=False)
-    start: float
-    end: float
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    """Utterance ``utterance_id`` would end at ``end`` if the silence that began lasts
-    ``min_silence_ms``. ``audio`` is the stream's samples from ``start``, as far as
-    ``pause_ms`` after the speech (at most to ``end``). Equality ignores ``audio``."""
-
-    utterance_id: int
-    audio: np.ndarray = field(compare=False, repr=False)
-    start: float
-    end: float
-
-
-@dataclass(frozen=True, slots=True)
-class Resumed:
-    """Speech came back after the ``Pause`` of ``utterance_id``: that end will not be it."""
-
-    utterance_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Utterance:
-    """A finished utterance: ``audio`` is exactly the stream's samples from ``start`` to ``end``."""
-
-    utterance_id: int
-    audio: np.ndarray = field(compare=False, repr=False)
-    start: float
-    end: float
-    reason: Reason
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-
-Event = SpeechStarted | Partial | Pause | Resumed | Utterance
 
 
 @dataclass(frozen=True)
@@ -197,88 +143,6 @@ class EndpointerConfig:
         return cls.from_vad(VadConfig.from_settings(), **overrides)
 
 
-_session_lock = threading.Lock()
-_session = None
-
-
-def vad_session():
-    """The process's Silero ONNX session, loaded once and shared by every stream.
-
-    It is faster-whisper's own (``get_vad_model``), so a worker that also runs the batch VAD
-    holds one copy. ``InferenceSession.run`` is thread-safe and keeps no state between calls:
-    each stream passes its own recurrent state in and takes it back out.
-    """
-    global _session
-    if _session is None:
-        with _session_lock:
-            if _session is None:
-                from faster_whisper.vad import get_vad_model
-
-                _session = get_vad_model().session
-    return _session
-
-
-class _SampleBuffer:
-    """The tail of the stream, addressed by absolute sample index.
-
-    Appending is amortised O(1): the kept part is moved to the front only when the array is
-    full, and the array doubles only when the kept part fills more than half of it.
-    """
-
-    def __init__(self, capacity: int = 4 * SAMPLE_RATE) -> None:
-        self._data = np.empty(capacity, dtype=np.float32)
-        self._origin = 0  # absolute index of _data[0]
-        self._lo = 0  # first kept sample, as an index into _data
-        self._hi = 0  # one past the last sample, as an index into _data
-
-    @property
-    def first(self) -> int:
-        return self._origin + self._lo
-
-    @property
-    def end(self) -> int:
-        return self._origin + self._hi
-
-    def __len__(self) -> int:
-        return self._hi - self._lo
-
-    def append(self, samples: np.ndarray) -> None:
-        n = samples.size
-        if self._hi + n > self._data.size:
-            kept = self._hi - self._lo
-            if 2 * (kept + n) > self._data.size:
-                data = np.empty(2 * (kept + n), dtype=np.float32)
-            else:
-                data = self._data
-            data[:kept] = self._data[self._lo : self._hi]
-            self._data = data
-            self._origin += self._lo
-            self._lo, self._hi = 0, kept
-        self._data[self._hi : self._hi + n] = samples
-        self._hi += n
-
-    def discard_before(self, index: int) -> None:
-        self._lo = min(max(self._lo, index - self._origin), self._hi)
-
-    def view(self, start: int, stop: int) -> np.ndarray:
-        if start < self.first or stop > self.end or start > stop:
-            # A bug in the bookkeeping, not bad input: never hand out the wrong audio.
-            raise AssertionError(
-                f"samples {start}..{stop} requested, buffer holds {self.first}..{self.end}"
-            )
-        return self._data[start - self._origin : stop - self._origin]
-
-    def copy(self, start: int, stop: int) -> np.ndarray:
-        return self.view(start, stop).copy()
-
-    def clear(self, at: int) -> None:
-        """Drop everything; the next sample appended is number ``at``."""
-        if self._data.size > 4 * SAMPLE_RATE:
-            # Give back what a long utterance made it grow to.
-            self._data = np.empty(4 * SAMPLE_RATE, dtype=np.float32)
-        self._origin, self._lo, self._hi = at, 0, 0
-
-
 class Endpointer:
     """Incremental Silero VAD endpointing of one audio stream. See the module docstring.
 
@@ -314,7 +178,7 @@ class Endpointer:
         self._partial_every = round(config.partial_interval_s * rate)
         self._cut_search = min(round(config.cut_search_s * rate), self._max_len // 2)
         self._session = vad_session()
-        self._buffer = _SampleBuffer()
+        self._buffer = SampleBuffer()
         # (window start, speech probability, RMS) of the latest windows, for max-length cuts.
         self._recent: deque[tuple[int, float, float]] = deque(maxlen=self._cut_search // WINDOW + 2)
         self._next_id = 1
@@ -376,8 +240,8 @@ class Endpointer:
             row[0, :CONTEXT] = self._context
             row[0, CONTEXT : CONTEXT + self._total - start] = self._buffer.view(start, self._total)
             prob = float(self._infer(row)[0])
-            rms = _rms(self._buffer.view(start, self._total))
-            self._step(start, self._total, prob, rms, events)
+            energy = rms(self._buffer.view(start, self._total))
+            self._step(start, self._total, prob, energy, events)
             self._vad_pos = self._total
         if self._closing:
             self._emit_utterance(min(self._end_target, self._total), "silence", events)
@@ -602,10 +466,6 @@ class Endpointer:
         sub = self._buffer.view(start, start + WINDOW).reshape(-1, _SUBFRAME)
         quietest = int(np.argmin(np.einsum("ij,ij->i", sub, sub)))
         return start + quietest * _SUBFRAME + _SUBFRAME // 2
-
-
-def _rms(samples: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
 
 
 def _default_config() -> EndpointerConfig:
