@@ -123,6 +123,7 @@ class TranscriptAdmin(admin.ModelAdmin):
                     progress=0.0,
                     processed_s=0.0,
                     error="",
+                    error_code="",
                     task_id=task_id,
                     started_at=None,
                     finished_at=None,

@@ -23,6 +23,21 @@ class Transcript(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
+    class ErrorCode(models.TextChoices):
+        """Why a transcript failed, for programs: the message is for people and may change.
+
+        Blank on rows that have not failed (and on failures recorded before codes existed).
+        """
+
+        # What was sent is at fault.
+        NOT_AUDIO = "not_audio", "Not an audio or video file"
+        DECODE_FAILED = "decode_failed", "The audio could not be decoded"
+        # The server is.
+        NO_AUDIO = "no_audio", "The stored audio is missing"
+        TIME_LIMIT = "time_limit", "The transcription took too long"
+        WORKER_LOST = "worker_lost", "No worker finished it"
+        INTERNAL = "internal", "Internal error"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Nullable so that rows made by operators or before accounts existed have a home;
     # the history shows each user only their own.
@@ -39,6 +54,7 @@ class Transcript(models.Model):
         max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
     error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=16, choices=ErrorCode.choices, blank=True)
     language = models.CharField(
         max_length=16, blank=True, help_text="Requested or detected language code, e.g. ko"
     )

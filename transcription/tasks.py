@@ -41,7 +41,8 @@ def transcribe(self, transcript_id: str) -> None:
         )
     except SoftTimeLimitExceeded:
         row = Transcript.objects.get(pk=transcript_id)
-        fail(row, f"transcription took longer than {settings.STT_TASK_TIME_LIMIT_S} s", notifier)
+        message = f"transcription took longer than {settings.STT_TASK_TIME_LIMIT_S} s"
+        fail(row, message, notifier, code=Transcript.ErrorCode.TIME_LIMIT)
         return
     except (OperationalError, InterfaceError):
         raise
@@ -49,7 +50,8 @@ def transcribe(self, transcript_id: str) -> None:
         log.exception("transcription of %s failed", transcript_id)
         row = Transcript.objects.filter(pk=transcript_id).first()
         if row is not None:
-            fail(row, f"internal error: {type(exc).__name__}: {exc}", notifier)
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            fail(row, message, notifier, code=Transcript.ErrorCode.INTERNAL)
         return
     if transcript is not None and transcript.status == Transcript.Status.DONE:
         from keywords.tasks import extract_transcript_keywords

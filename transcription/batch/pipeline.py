@@ -19,7 +19,7 @@ from django.utils import timezone
 from transcription.models import Segment, Transcript
 from transcription.notify import NullNotifier, ProgressNotifier, segment_payload
 from transcription.speech import engine
-from transcription.speech.audio import AudioDecodeError, decode_audio
+from transcription.speech.audio import AudioDecodeError, NotAudioError, decode_audio
 from transcription.speech.hallucination import filter_segments
 
 log = logging.getLogger(__name__)
@@ -34,17 +34,44 @@ def claim(transcript_id, task_id: str = "") -> bool:
     claimed = (
         Transcript.objects.filter(pk=transcript_id)
         .filter(mine)
-        .update(status=Transcript.Status.RUNNING, task_id=task_id, started_at=now, error="")
+        .update(
+            status=Transcript.Status.RUNNING,
+            task_id=task_id,
+            started_at=now,
+            error="",
+            error_code="",
+        )
     )
     return claimed == 1
 
 
-def fail(transcript: Transcript, message: str, notifier: ProgressNotifier | None = None) -> None:
+def fail(
+    transcript: Transcript,
+    message: str,
+    notifier: ProgressNotifier | None = None,
+    *,
+    code: Transcript.ErrorCode,
+) -> None:
+    """Mark the transcript failed: ``message`` for people, ``code`` for programs (the OpenAI
+    endpoint answers 400 or 500 by it, so every failure must say whose fault it is)."""
     Transcript.objects.filter(pk=transcript.pk).update(
-        status=Transcript.Status.FAILED, error=message[:2000], finished_at=timezone.now()
+        status=Transcript.Status.FAILED,
+        error=message[:2000],
+        error_code=code,
+        finished_at=timezone.now(),
     )
     transcript.status, transcript.error = Transcript.Status.FAILED, message
+    transcript.error_code = code
     (notifier or NullNotifier()).status(Transcript.Status.FAILED, message)
+
+
+def _reading_failure(exc: AudioDecodeError | OSError) -> Transcript.ErrorCode:
+    if isinstance(exc, NotAudioError):
+        return Transcript.ErrorCode.NOT_AUDIO
+    if isinstance(exc, AudioDecodeError):
+        return Transcript.ErrorCode.DECODE_FAILED
+    # The stored file is gone or unreadable: ours to put right, not the uploader's.
+    return Transcript.ErrorCode.NO_AUDIO
 
 
 def transcribe_transcript(
@@ -62,13 +89,14 @@ def transcribe_transcript(
     transcript = Transcript.objects.get(pk=transcript_id)
     notifier.status(Transcript.Status.RUNNING)
     if not transcript.audio:
-        fail(transcript, "the transcript has no stored audio file", notifier)
+        message = "the transcript has no stored audio file"
+        fail(transcript, message, notifier, code=Transcript.ErrorCode.NO_AUDIO)
         return transcript
     try:
         with transcript.audio.open("rb") as handle:
             audio = decode_audio(handle)
     except (AudioDecodeError, OSError) as exc:
-        fail(transcript, str(exc), notifier)
+        fail(transcript, str(exc), notifier, code=_reading_failure(exc))
         return transcript
 
     duration = round(len(audio) / engine.SAMPLE_RATE, 3)

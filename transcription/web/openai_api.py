@@ -299,12 +299,16 @@ async def _wait(transcript: Transcript, timeout_s: float) -> dict[str, Any]:
         await asyncio.sleep(POLL_INTERVAL_S)
 
 
-def _failure(transcript: Transcript, error: str) -> OpenAIError:
-    # Errors of our own making are 500s; anything else is about the audio that was sent.
-    ours = error.startswith("internal error") or "took longer than" in error
+# Failures caused by what was sent; any other code (or none recorded) is ours.
+CLIENT_FAULTS = frozenset({Transcript.ErrorCode.NOT_AUDIO, Transcript.ErrorCode.DECODE_FAILED})
+
+
+def _failure(transcript: Transcript) -> OpenAIError:
+    # Decided by the stored code, never by the message's wording, which is for people.
+    ours = transcript.error_code not in CLIENT_FAULTS
     return OpenAIError(
         500 if ours else 400,
-        f"Transcription failed: {error}",
+        f"Transcription failed: {transcript.error}",
         type="server_error" if ours else "invalid_request_error",
         param=None if ours else "file",
         headers={"x-should-retry": "false"},
@@ -427,7 +431,7 @@ async def transcriptions(request: HttpRequest) -> HttpResponse:
         row = await _wait(transcript, settings.OPENAI_API_TIMEOUT_S)
         transcript = await Transcript.objects.aget(pk=transcript.pk)
         if row["status"] == Transcript.Status.FAILED:
-            raise _failure(transcript, row["error"])
+            raise _failure(transcript)
         segments = [
             s async for s in Segment.objects.filter(transcript=transcript).order_by("index")
         ]

@@ -51,6 +51,7 @@ def transcript_payload(transcript: Transcript, *, with_segments: bool = True) ->
         "source": transcript.source,
         "status": transcript.status,
         "error": transcript.error,
+        "error_code": transcript.error_code,
         "language": transcript.language,
         "duration": transcript.duration,
         "progress": transcript.progress,
@@ -142,6 +143,12 @@ class TranscriptSerializer(serializers.Serializer):
     source = serializers.ChoiceField(choices=Transcript.Source.choices)
     status = serializers.ChoiceField(choices=Transcript.Status.choices)
     error = serializers.CharField(allow_blank=True)
+    error_code = serializers.ChoiceField(
+        choices=Transcript.ErrorCode.choices,
+        allow_blank=True,
+        help_text="Why it failed, for programs (error is for people): not_audio and "
+        "decode_failed are about the file sent, the others about the server; blank unless failed",
+    )
     language = serializers.CharField(allow_blank=True)
     duration = serializers.FloatField(allow_null=True, help_text="Seconds of audio")
     progress = serializers.FloatField(help_text="Share of the audio processed, 0 to 1")
