@@ -7,6 +7,7 @@ deployment stops start-up with a message instead of running on a silent default.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -114,6 +115,81 @@ def envlist(
     if not items:
         raise ImproperlyConfigured(f"{name}={value!r} holds no items; give a comma-separated list")
     return items
+
+
+def envport(name: str, default: int, *, environ: Mapping[str, str] | None = None) -> int:
+    """A TCP port, 1 to 65535."""
+    return envint(name, default, minimum=1, maximum=65535, environ=environ)
+
+
+# Host names, IPv4 and IPv6 addresses (daphne takes ``::`` or ``[::1]``); no spaces, no
+# scheme, no port: those are separate variables.
+_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*")
+
+
+def envhost(name: str, default: str, *, environ: Mapping[str, str] | None = None) -> str:
+    """A host name or IP address to listen on or connect to."""
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    if not _HOST.fullmatch(value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a host name or IP address")
+    return value
+
+
+# CUDA names a device by its index or by its UUID (``GPU-...``, ``MIG-...``).
+_DEVICE = re.compile(r"\d+|(GPU|MIG)-[0-9A-Za-z/-]+")
+
+
+def envdevices(
+    name: str, *, empty_is_unset: bool = True, environ: Mapping[str, str] | None = None
+) -> list[str] | None:
+    """GPU ids as CUDA_VISIBLE_DEVICES spells them: indexes or UUIDs, comma-separated.
+
+    None when the variable is unset; [] for ``none``, ``cpu`` or ``-1`` (CUDA's own way of
+    hiding every device). CUDA ignores everything from the first ``-1`` on, and so does
+    this. An empty value is unset unless ``empty_is_unset`` is False: an empty
+    CUDA_VISIBLE_DEVICES hides every GPU, while an empty STT_GPUS means "not chosen".
+    """
+    raw = (os.environ if environ is None else environ).get(name)
+    if raw is None:
+        return None
+    value = raw.strip()
+    if not value:
+        return None if empty_is_unset else []
+    if value.lower() in ("none", "cpu"):
+        return []
+    devices: list[str] = []
+    for item in (part.strip() for part in value.split(",")):
+        if item == "-1":
+            break
+        if not _DEVICE.fullmatch(item):
+            raise ImproperlyConfigured(
+                f"{name}={value!r}: {item!r} is not a GPU index or UUID; "
+                "give comma-separated GPU ids (0,1), or none"
+            )
+        devices.append(item)
+    return devices
+
+
+def envcredentials(name: str, *, environ: Mapping[str, str] | None = None) -> list[str] | None:
+    """``user:password[,user2:password2]``, or None when unset.
+
+    The error names the variable and the item's position but never echoes the value: it
+    holds passwords and ends up in logs.
+    """
+    value = _raw(name, environ)
+    if value is None:
+        return None
+    pairs = [item.strip() for item in value.split(",")]
+    for position, pair in enumerate(pairs, start=1):
+        user, colon, password = pair.partition(":")
+        if not (user.strip() and colon and password):
+            raise ImproperlyConfigured(
+                f"{name}: item {position} of {len(pairs)} is not user:password "
+                "(give user:password[,user2:password2])"
+            )
+    return pairs
 
 
 def envurl(

@@ -16,6 +16,7 @@ from sttproject.env import (
     envfloat,
     envint,
     envlist,
+    envport,
     envstr,
     envurl,
     parse_database_url,
@@ -139,6 +140,8 @@ CELERY_TIMEZONE = "UTC"
 # Pool processes load their models before saying they are up (workers/warmup.py); a large
 # model on a GPU takes far longer than Celery's default 4 s allowance.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 300
+# Load the models as each worker process starts rather than on its first job.
+WORKER_WARMUP = envbool("WORKER_WARMUP", True)
 
 # --- Speech ---------------------------------------------------------------------
 EMBEDDED_MODEL_DIR = DATA_DIR / "models" / "whisper-base"
@@ -237,8 +240,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Ports (contracts with the original system) --------------------------------------
-WEB_PORT = envint("WEB_PORT", 5000, minimum=1, maximum=65535)
-FLOWER_PORT = envint("FLOWER_PORT", 5555, minimum=1, maximum=65535)
+WEB_PORT = envport("WEB_PORT", 5000)
+FLOWER_PORT = envport("FLOWER_PORT", 5555)
 # How long a worker counts as online after its last heartbeat.
 WORKER_HEARTBEAT_TTL_S = envint("WORKER_HEARTBEAT_TTL_S", 20, minimum=3, maximum=600)
 

@@ -8,7 +8,8 @@ process finds them through an ordinary URL.
 
 ``python -m workers.embedded run -- CMD ...`` starts what is needed, runs CMD,
 forwards Ctrl-C/SIGTERM to it and stops the servers when it ends. This module
-must not import Django: it runs before settings can be loaded.
+must not load Django's settings: it runs before they can be (the settings call it
+for the embedded URLs); ``sttproject.env`` needs only Django's exception class.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ import time
 import warnings
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
+from sttproject.env import envport, envstr
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799
@@ -32,24 +37,15 @@ DATABASE_NAME = "stt"
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("DATA_DIR") or REPO_ROOT / "var").resolve()
-
-
-def _port(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise SystemExit(f"{name}={raw!r} is not a TCP port")
-    return int(raw)
+    return Path(envstr("DATA_DIR") or REPO_ROOT / "var").resolve()
 
 
 def pg_port() -> int:
-    return _port("EMBEDDED_PG_PORT", DEFAULT_PG_PORT)
+    return envport("EMBEDDED_PG_PORT", DEFAULT_PG_PORT)
 
 
 def redis_port() -> int:
-    return _port("EMBEDDED_REDIS_PORT", DEFAULT_REDIS_PORT)
+    return envport("EMBEDDED_REDIS_PORT", DEFAULT_REDIS_PORT)
 
 
 def embedded_database_url() -> str:
@@ -61,11 +57,11 @@ def embedded_redis_url() -> str:
 
 
 def wants_postgres() -> bool:
-    return not os.environ.get("DATABASE_URL", "").strip()
+    return envstr("DATABASE_URL") is None
 
 
 def wants_redis() -> bool:
-    return not os.environ.get("REDIS_URL", "").strip()
+    return envstr("REDIS_URL") is None
 
 
 def _listening(port: int) -> bool:
@@ -341,13 +337,21 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = sub.add_parser("run", help="start them, run a command, stop them")
     run_parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    try:
+        return _act(args)
+    except ImproperlyConfigured as error:
+        # One line naming the variable, as the settings' error would, without a traceback.
+        raise SystemExit(f"ImproperlyConfigured: {error}") from None
+
+
+def _act(args: argparse.Namespace) -> int:
     if args.action == "up":
         up()
     elif args.action == "down":
         down()
     elif args.action == "urls":
-        print("DATABASE_URL=" + (os.environ.get("DATABASE_URL") or embedded_database_url()))
-        print("REDIS_URL=" + (os.environ.get("REDIS_URL") or embedded_redis_url()))
+        print("DATABASE_URL=" + (envstr("DATABASE_URL") or embedded_database_url()))
+        print("REDIS_URL=" + (envstr("REDIS_URL") or embedded_redis_url()))
     else:
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if command and shutil.which(command[0]) is None and not Path(command[0]).exists():

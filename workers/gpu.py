@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
+
+from sttproject.env import envdevices
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,16 @@ def list_gpus(timeout: float = 5.0) -> list[GpuInfo]:
         gpus.append(
             GpuInfo(int(fields[0]), fields[1], _int(fields[2]), _int(fields[3]), _int(fields[4]))
         )
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = visible_devices()
     if visible is not None:
-        wanted = {_int(v) for v in visible.split(",") if v.strip()}
+        wanted = {_int(v) for v in visible}
         gpus = [gpu for gpu in gpus if gpu.index in wanted]
     return gpus
+
+
+def visible_devices() -> list[str] | None:
+    """CUDA_VISIBLE_DEVICES as CUDA reads it: None when unset, [] when it hides every GPU."""
+    return envdevices("CUDA_VISIBLE_DEVICES", empty_is_unset=False)
 
 
 def cuda_device_count() -> int:

@@ -38,15 +38,16 @@ def _redis() -> redis.Redis:
 def worker_record(hostname: str, queues: list[str]) -> dict:
     from django.conf import settings
 
-    from workers.gpu import list_gpus
+    from workers.gpu import list_gpus, visible_devices
 
+    visible = visible_devices()
     gpus = [gpu.as_dict() for gpu in list_gpus()] if runs_whisper(queues) else []
     return {
         "hostname": hostname,
         "queues": sorted(queues),
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "cuda_visible_devices": None if visible is None else ",".join(visible),
         "device": "cuda" if gpus else "cpu",
         "gpus": gpus,
         "whisper_model": settings.WHISPER_MODEL if runs_whisper(queues) else None,

@@ -7,7 +7,6 @@ and onnxruntime thread pools do not survive a fork.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from celery import signals
@@ -35,7 +34,10 @@ def consumed_queues(argv: list[str]) -> set[str]:
 
 @signals.worker_process_init.connect
 def _warm_up(**_kwargs) -> None:
-    if os.environ.get("WORKER_WARMUP", "true").lower() in ("0", "false", "no", "off"):
+    from django.conf import settings
+
+    # Parsed by the settings, so a bad value has already stopped the worker, naming it.
+    if not settings.WORKER_WARMUP:
         return
     queues = consumed_queues(sys.argv)
     try:

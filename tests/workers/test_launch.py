@@ -6,11 +6,23 @@ import shlex
 
 import pytest
 
-from workers.launch import PARTIAL_NICENESS, procfile_lines
+from workers.launch import PARTIAL_NICENESS, main, procfile_lines
+
+LAUNCH_VARIABLES = (
+    "STT_GPUS",
+    "CUDA_VISIBLE_DEVICES",
+    "LIVE_PARTIAL_QUEUE",
+    "WEB_HOST",
+    "WEB_PORT",
+    "FLOWER_PORT",
+    "FLOWER_BASIC_AUTH",
+    "KEYWORD_WORKER_CONCURRENCY",
+    "LOG_LEVEL",
+)
 
 
 def processes(monkeypatch, **env: str) -> dict[str, str]:
-    for name in ("STT_GPUS", "LIVE_PARTIAL_QUEUE", "CUDA_VISIBLE_DEVICES"):
+    for name in LAUNCH_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -51,3 +63,55 @@ def test_a_mistyped_partial_queue_stops_the_launcher_as_it_stops_the_settings(mo
 
     with pytest.raises(ImproperlyConfigured, match="LIVE_PARTIAL_QUEUE"):
         processes(monkeypatch, STT_GPUS="cpu", LIVE_PARTIAL_QUEUE="stt-partial")
+
+
+def test_cuda_visible_devices_pins_or_hides_the_gpus(monkeypatch):
+    assert {"stt-gpu1", "stt-gpu3"} <= set(processes(monkeypatch, CUDA_VISIBLE_DEVICES="1,3"))
+    # Empty hides every GPU from CUDA: one CPU worker, not a worker per nvidia-smi line.
+    assert "stt-cpu" in processes(monkeypatch, CUDA_VISIBLE_DEVICES="")
+    assert "stt-cpu" in processes(monkeypatch, CUDA_VISIBLE_DEVICES="-1")
+
+
+def test_the_launchers_own_variables_reach_the_commands(monkeypatch):
+    procs = processes(
+        monkeypatch,
+        STT_GPUS="cpu",
+        WEB_HOST="127.0.0.1",
+        WEB_PORT="8000",
+        FLOWER_PORT="5566",
+        FLOWER_BASIC_AUTH="ops:s3cret, viewer:pw",
+        KEYWORD_WORKER_CONCURRENCY="3",
+        LOG_LEVEL="warning",
+    )
+    assert "-b 127.0.0.1 -p 8000" in procs["web"]
+    assert "--concurrency 3" in procs["keywords"]
+    assert "--loglevel WARNING" in procs["stt-cpu"]
+    assert "--port=5566" in procs["flower"]
+    assert "--basic-auth=ops:s3cret,viewer:pw" in procs["flower"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STT_GPUS", "gpu0"),
+        ("CUDA_VISIBLE_DEVICES", "0;1"),
+        ("WEB_HOST", "http://0.0.0.0"),
+        ("WEB_PORT", "5000x"),
+        ("FLOWER_PORT", "0"),
+        ("FLOWER_BASIC_AUTH", "admin"),
+        ("KEYWORD_WORKER_CONCURRENCY", "0"),
+        ("KEYWORD_WORKER_CONCURRENCY", "two"),
+        ("LOG_LEVEL", "loud"),
+    ],
+)
+def test_a_bad_value_stops_the_launcher_naming_the_variable(monkeypatch, capsys, variable, value):
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match=variable):
+        processes(monkeypatch, **{"STT_GPUS": "cpu", variable: value})
+    # From the command line: one line naming it, no traceback, and nothing printed.
+    with pytest.raises(SystemExit) as stopped:
+        main(["procfile"])
+    assert str(stopped.value).startswith("ImproperlyConfigured: ")
+    assert variable in str(stopped.value)
+    assert capsys.readouterr().out == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import runpy
 import subprocess
 import sys
 
@@ -12,9 +13,13 @@ from django.core.exceptions import ImproperlyConfigured
 from sttproject.env import (
     envbool,
     envchoice,
+    envcredentials,
+    envdevices,
     envfloat,
+    envhost,
     envint,
     envlist,
+    envport,
     envurl,
     parse_database_url,
 )
@@ -95,6 +100,111 @@ def test_database_url_parsing():
         parse_database_url("DATABASE_URL", "postgresql://h:5432/")
 
 
+def test_envport_envhost():
+    assert envport("WEB_PORT", 5000, environ={}) == 5000
+    assert envport("WEB_PORT", 5000, environ={"WEB_PORT": "8080"}) == 8080
+    for bad in ("0", "65536", "http"):
+        with pytest.raises(ImproperlyConfigured, match="WEB_PORT"):
+            envport("WEB_PORT", 5000, environ={"WEB_PORT": bad})
+    for good in ("0.0.0.0", "127.0.0.1", "::", "[::1]", "web-1.internal"):
+        assert envhost("WEB_HOST", "0.0.0.0", environ={"WEB_HOST": good}) == good
+    for bad in ("0.0.0.0:5000", "http://host", "two hosts"):
+        with pytest.raises(ImproperlyConfigured, match="WEB_HOST"):
+            envhost("WEB_HOST", "0.0.0.0", environ={"WEB_HOST": bad})
+
+
+def test_envdevices_reads_gpu_lists_as_cuda_does():
+    def devices(value, **kw):
+        return envdevices("STT_GPUS", environ={} if value is None else {"STT_GPUS": value}, **kw)
+
+    assert devices(None) is None
+    assert devices("") is None  # STT_GPUS: empty means not chosen
+    assert devices("", empty_is_unset=False) == []  # CUDA_VISIBLE_DEVICES: empty hides all
+    assert devices("0, 2") == ["0", "2"]
+    assert devices("none") == devices("CPU") == devices("-1") == []
+    assert devices("1,-1,0") == ["1"]  # CUDA stops at the first -1
+    assert devices("GPU-8a1b2c3d-0000-1111-2222-333344445555") == [
+        "GPU-8a1b2c3d-0000-1111-2222-333344445555"
+    ]
+    for bad in ("0;1", "gpu0", "0,,1", "all"):
+        with pytest.raises(ImproperlyConfigured, match="STT_GPUS="):
+            devices(bad)
+
+
+def test_envcredentials_checks_pairs_without_echoing_passwords():
+    assert envcredentials("FLOWER_BASIC_AUTH", environ={}) is None
+    assert envcredentials("FLOWER_BASIC_AUTH", environ={"FLOWER_BASIC_AUTH": "a:p1, b:p:2"}) == [
+        "a:p1",
+        "b:p:2",
+    ]
+    for bad in ("admin", "admin:", ":secret", "a:p1,,b:p2", "a:p1,hunter2"):
+        with pytest.raises(ImproperlyConfigured, match="FLOWER_BASIC_AUTH: item") as caught:
+            envcredentials("FLOWER_BASIC_AUTH", environ={"FLOWER_BASIC_AUTH": bad})
+        assert "p1" not in str(caught.value) and "secret" not in str(caught.value)
+
+
+SETTINGS_FILE = REPO_ROOT / "sttproject" / "settings.py"
+
+
+def _load_settings(monkeypatch, **overrides: str) -> dict:
+    """Run settings.py afresh in this process with ``overrides`` in the environment.
+
+    The settings module is plain code at import time; running it again is what a new
+    process does at start-up, without a process (django.conf.settings is untouched).
+    """
+    for name, value in overrides.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(SETTINGS_FILE))
+
+
+BAD_VALUES = [
+    ("WHISPER_DEVICE", "gpu"),
+    ("WHISPER_COMPUTE_TYPE", "int3"),
+    ("KEYWORD_BACKEND", "openai"),
+    ("VAD_THRESHOLD", "2"),
+    ("VAD_MIN_SILENCE_MS", "soon"),
+    ("DEBUG", "perhaps"),
+    ("DATABASE_URL", "sqlite:///db.sqlite3"),
+    ("REDIS_URL", "localhost:6379"),
+    ("SECRET_KEY", "short"),
+    ("WORKER_WARMUP", "later"),
+    ("WEB_PORT", "70000"),
+    ("FLOWER_PORT", "flower"),
+    ("EMBEDDED_REDIS_PORT", "0"),
+    ("LOG_LEVEL", "verbose"),
+    ("LIVE_PARTIAL_QUEUE", "stt-partial"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value"), BAD_VALUES)
+def test_a_bad_value_stops_the_settings_naming_the_variable(monkeypatch, variable, value):
+    with pytest.raises(ImproperlyConfigured, match=variable):
+        _load_settings(monkeypatch, **{variable: value})
+
+
+def test_the_embedded_database_port_is_checked_when_it_is_used(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(ImproperlyConfigured, match="EMBEDDED_PG_PORT"):
+        _load_settings(monkeypatch, EMBEDDED_PG_PORT="port")
+    loaded = _load_settings(monkeypatch, EMBEDDED_PG_PORT="6000")
+    assert loaded["DATABASES"]["default"]["PORT"] == "6000"
+
+
+def test_good_values_are_read(monkeypatch):
+    loaded = _load_settings(
+        monkeypatch,
+        WHISPER_DEVICE="cpu",
+        WHISPER_COMPUTE_TYPE="int8",
+        KEYWORD_BACKEND="embedded",
+        WORKER_WARMUP="off",
+        WEB_PORT="8080",
+    )
+    assert loaded["WHISPER_DEVICE"] == "cpu"
+    assert loaded["KEYWORD_BACKEND"] == "embedded"
+    assert loaded["WORKER_WARMUP"] is False
+    assert loaded["WEB_PORT"] == 8080
+
+
 def _django_setup(**overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **overrides}
     return subprocess.run(
@@ -107,27 +217,16 @@ def _django_setup(**overrides: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"),
-    [
-        ("WHISPER_DEVICE", "gpu"),
-        ("WHISPER_COMPUTE_TYPE", "int3"),
-        ("KEYWORD_BACKEND", "openai"),
-        ("VAD_THRESHOLD", "2"),
-        ("VAD_MIN_SILENCE_MS", "soon"),
-        ("DEBUG", "perhaps"),
-        ("DATABASE_URL", "sqlite:///db.sqlite3"),
-        ("REDIS_URL", "localhost:6379"),
-        ("SECRET_KEY", "short"),
-    ],
-)
-def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):
-    result = _django_setup(**{variable: value})
+@pytest.mark.slow
+def test_a_bad_value_stops_a_real_start_up_naming_the_variable():
+    # The in-process checks above run the settings file; this one is the real thing once.
+    result = _django_setup(VAD_THRESHOLD="2")
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
-    assert variable in result.stderr.splitlines()[-1]
+    assert "VAD_THRESHOLD" in result.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_good_values_start_up():
     result = _django_setup(
         WHISPER_DEVICE="cpu", WHISPER_COMPUTE_TYPE="int8", KEYWORD_BACKEND="embedded"
@@ -142,3 +241,26 @@ def test_settings_follow_the_environment(settings):
     assert settings.REDIS_URL.startswith("redis://")
     assert settings.WHISPER_MODEL
     assert settings.KEYWORD_BACKEND in ("auto", "vllm", "embedded")
+
+
+def test_the_embedded_servers_command_names_a_bad_port(monkeypatch, capsys):
+    from workers.embedded import main
+
+    monkeypatch.setenv("EMBEDDED_REDIS_PORT", "99999")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://h/db")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with pytest.raises(SystemExit, match="ImproperlyConfigured: EMBEDDED_REDIS_PORT"):
+        main(["urls"])
+
+
+@pytest.mark.parametrize(("setting", "loads"), [(True, True), (False, False)])
+def test_worker_warmup_follows_the_setting(settings, monkeypatch, setting, loads):
+    from transcription.speech import engine
+    from workers import warmup
+
+    loaded = []
+    monkeypatch.setattr(engine, "get_model", lambda: loaded.append("whisper"))
+    monkeypatch.setattr(sys, "argv", ["celery", "worker", "-Q", "stt"])
+    settings.WORKER_WARMUP = setting
+    warmup._warm_up()
+    assert loaded == (["whisper"] if loads else [])

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-import os
 import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+
+from sttproject.env import envstr
 
 
 class Command(BaseCommand):
@@ -17,13 +18,13 @@ class Command(BaseCommand):
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
             return
-        username = os.environ.get("ADMIN_USERNAME", "").strip() or "admin"
-        password = os.environ.get("ADMIN_PASSWORD", "")
+        username = envstr("ADMIN_USERNAME", "admin")
+        password = envstr("ADMIN_PASSWORD", "")
         generated = not password
         if generated:
             password = secrets.token_urlsafe(12)
         User.objects.create_superuser(
-            username=username, email=os.environ.get("ADMIN_EMAIL", ""), password=password
+            username=username, email=envstr("ADMIN_EMAIL", ""), password=password
         )
         if generated:
             self.stdout.write(
