@@ -14,9 +14,10 @@ A phrase on the phantom list is never dropped for its words alone: a person who 
 "감사합니다" is heard clearly (good log-probability, low no-speech probability, VAD speech).
 
 Thresholds were chosen against the shared evaluation set (whisper-base, int8, CPU, vad_filter
-off, faster-whisper's own no-speech guard both on and off). Real speech segments there scored
-avg_logprob -0.22 to -0.55 and no_speech_prob at most 0.18; everything emitted on the
-no-speech clips scored avg_logprob below -0.87, or no_speech_prob at least 0.43, or was a loop.
+off, faster-whisper's own no-speech guard both on and off, its temperature fallback seeded
+30 ways). Real speech segments there scored avg_logprob -0.22 to -0.55 and no_speech_prob at
+most 0.18; everything emitted on the no-speech clips scored avg_logprob below -0.87, or
+no_speech_prob at least 0.36 (with a sampled decode), or was a loop.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ class FilterConfig:
     min_speech_ratio: float = 0.1
     # With VAD: this much speech rescues even a low log-probability transcript.
     strong_speech_ratio: float = 0.5
+    # Whisper half-sure the window is silent (real speech scored <= 0.18) and unsure of its
+    # text: below this log-probability, close to Whisper's own -1.0 bar for a failed decode,
+    # or decoded by sampling at all (temperature > 0: the temperature-0 decode already
+    # failed Whisper's checks). On music and noise that is where faster-whisper's fallback
+    # lands, with ns 0.36-0.43 and log-probabilities just above -1.0 (the piano clip).
+    # Without VAD support such a segment is dropped; with it, it is kept.
+    unsure_no_speech_prob: float = 0.3
+    unsure_logprob: float = -0.9
 
 
 DEFAULT_CONFIG = FilterConfig()
@@ -252,7 +261,8 @@ def judge(
     """Decide whether a segment is speech worth keeping.
 
     ``segment`` is anything with ``text`` and, where known, ``avg_logprob``,
-    ``no_speech_prob``, ``compression_ratio`` and ``words`` (attributes or mapping keys);
+    ``no_speech_prob``, ``compression_ratio``, ``words`` and ``temperature`` (the decode's,
+    as faster-whisper reports it; attributes or mapping keys);
     missing figures skip the rules that need them. ``speech_ratio`` is the share of the
     segment's time VAD marked as speech (see ``speech_ratio()``), or None without VAD.
     """
@@ -262,6 +272,7 @@ def judge(
         return Verdict(False, "no words (empty or punctuation only)")
     no_speech = _number(_field(segment, "no_speech_prob"))
     logprob = _number(_field(segment, "avg_logprob"))
+    temperature = _number(_field(segment, "temperature"))
 
     looped, collapsed = _loops(text, config)
     if looped and looped / len(flat) >= config.loop_drop_share:
@@ -299,6 +310,16 @@ def judge(
     share = _phantom_share(compact(collapsed))
     if share >= config.phantom_min_share and weak:
         return Verdict(False, f"phantom phrase with weak evidence ({', '.join(weak)})")
+
+    if no_speech is not None and no_speech >= config.unsure_no_speech_prob and not supported:
+        unsure = []
+        if logprob is not None and logprob <= config.unsure_logprob:
+            unsure.append(f"avg_logprob {logprob:.2f}")
+        if temperature:
+            unsure.append(f"sampled at temperature {temperature:.1f}")
+        if unsure:
+            reasons = ", ".join([f"no_speech_prob {no_speech:.2f}", *unsure])
+            return Verdict(False, f"unsure text over likely silence ({reasons})")
 
     if looped:
         return Verdict(True, "kept, repetition collapsed", collapsed)
