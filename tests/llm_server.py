@@ -5,7 +5,9 @@ goes through real sockets, real time-outs and real HTTP status codes. Every
 chat request is checked the way vLLM would need it (model, roles, temperature,
 the JSON schema in ``response_format``) and recorded; problems are collected in
 ``violations`` for the test to assert on. Answers are scripted: each request
-pops the next ``Reply`` from a queue.
+pops the next ``Reply`` from a queue; once the queue is empty, a responder set with
+``answer_with`` answers from the text the request carries (for texts a test cannot know
+in advance, such as what Whisper wrote on this machine).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -68,6 +71,8 @@ class FakeLlmServer:
         self.violations: list[str] = []
         self.models_calls = 0
         self._replies: deque[Reply] = deque()
+        self._responder: Callable[[str], Reply] | None = None
+        self.texts: list[str] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -120,9 +125,21 @@ class FakeLlmServer:
         with self._lock:
             return len(self._replies)
 
-    def _next_reply(self) -> Reply | None:
+    def answer_with(self, responder: Callable[[str], Reply]) -> None:
+        """Answer requests the script does not cover with ``responder(text)``, where text
+        is what the client asked about (the user message after its ``텍스트:`` line)."""
         with self._lock:
-            return self._replies.popleft() if self._replies else None
+            self._responder = responder
+
+    def _next_reply(self, body: Any) -> Reply | None:
+        text = request_text(body)
+        with self._lock:
+            if text is not None:
+                self.texts.append(text)
+            if self._replies:
+                return self._replies.popleft()
+            responder = self._responder
+        return responder(text or "") if responder is not None else None
 
     def _record(self, body: Any, problems: list[str]) -> None:
         with self._lock:
@@ -166,6 +183,18 @@ class FakeLlmServer:
                 problems.append("the user message does not contain the text")
         problems.extend(_check_response_format(body.get("response_format")))
         return problems
+
+
+def request_text(body: Any) -> str | None:
+    """The text a keyword request asks about: the user message after its ``텍스트:`` line."""
+    try:
+        user = body["messages"][-1]["content"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if not isinstance(user, str):
+        return None
+    _, marker, text = user.partition("텍스트:\n")
+    return text if marker else user
 
 
 def _check_response_format(response_format: Any) -> list[str]:
@@ -230,7 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        reply = self.fake._next_reply()
+        reply = self.fake._next_reply(body)
         headers = {k.lower(): v for k, v in self.headers.items()}
         problems = self.fake.check_chat_request(body, headers, reply)
         if reply is None:
