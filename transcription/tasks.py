@@ -70,16 +70,22 @@ def transcribe(self, transcript_id: str) -> None:
     max_retries=3,
     retry_backoff=1,
 )
-def transcribe_utterance(job: dict) -> None:
+def transcribe_utterance(job: dict, *positional, **named) -> None:
     from transcription.live.jobs import UtteranceJob
     from transcription.live.worker import transcribe_utterance as run
 
+    if not isinstance(job, dict):
+        # Queued by a web process from before the job value: its positional arguments.
+        job = UtteranceJob.from_positional(job, *positional, **named)
     run(UtteranceJob.from_dict(job))
 
 
 @shared_task(name="transcription.tasks.transcribe_partial", soft_time_limit=60, time_limit=90)
-def transcribe_partial(job: dict) -> None:
-    # Not acknowledged late and never retried: a lost partial is replaced a second later.
+def transcribe_partial(job: dict, *_older_form) -> None:
+    # Not acknowledged late and never retried: a lost partial is replaced a second later
+    # (one queued in the older positional form is simply dropped).
+    if not isinstance(job, dict):
+        return
     from transcription.live.jobs import PartialJob
     from transcription.live.worker import transcribe_partial as run
 

@@ -37,6 +37,7 @@ def test_stuck_uploads_fail_and_fresh_ones_run_on(settings):
     fresh = running(Transcript.Source.UPLOAD, 0)
     assert sweep_orphans() == 1
     assert status(stuck) == "failed" and "no worker finished it" in stuck.error
+    assert stuck.error_code == Transcript.ErrorCode.WORKER_LOST
     assert status(fresh) == "running"
 
 

@@ -291,3 +291,16 @@ def test_native_clients_get_every_worker_event_as_it_is(session):
     ):
         assert session.on_worker_event(event) == [Send(event)]
     assert not any(isinstance(a, Emit) for a in session.on_worker_event(final(3)))
+
+
+def test_an_utterance_job_survives_celery_and_the_older_positional_form():
+    from transcription.live.jobs import PartialJob, UtteranceJob
+
+    job = UtteranceJob(SESSION, 4, 1.5, 3.0, "live:audio:x", "ko", 1000.0, "k", 1.9)
+    assert UtteranceJob.from_dict(job.to_dict()) == job
+    older = UtteranceJob.from_positional(
+        SESSION, 4, 1.5, 3.0, "live:audio:x", "ko", 1000.0, early_key="k", early_wait_s=1.9
+    )
+    assert UtteranceJob.from_dict(older) == job
+    partial_job = PartialJob(SESSION, 2, 3, 0.5, "live:audio:y", "en")
+    assert PartialJob.from_dict({**partial_job.to_dict(), "unknown": 1}) == partial_job

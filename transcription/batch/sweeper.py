@@ -30,6 +30,7 @@ def sweep_orphans(now: dt.datetime | None = None) -> int:
         started_at__lt=now - limit,
     ).update(
         status=Transcript.Status.FAILED,
+        error_code=Transcript.ErrorCode.WORKER_LOST,
         finished_at=now,
         error=(
             "transcription stopped: no worker finished it within "

@@ -37,6 +37,13 @@ class UtteranceJob(_Job):
     early_key: str | None = None
     early_wait_s: float = 0.0
 
+    @classmethod
+    def from_positional(cls, *args, **kwargs) -> dict[str, Any]:
+        """The job of a message queued before jobs were values: ``(session, index, start,
+        end, audio_key, language, dispatched_at)`` and the early final's keywords."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return {**dict(zip(names, args, strict=False)), **kwargs}
+
 
 @dataclass(frozen=True)
 class PartialJob(_Job):
