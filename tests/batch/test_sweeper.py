@@ -59,11 +59,24 @@ def test_an_orphaned_live_session_ends_done_with_what_was_said():
     Segment.objects.create(transcript=orphan, index=1, start=4.0, end=7.5, text="둘째 문장")
     # A session started lately may still be held by a process that is about to renew it.
     recent = running(Transcript.Source.LIVE, 0.1)
+    # One whose stream ended cleanly a moment ago waits for its queued finish_live.
+    ended = running(Transcript.Source.LIVE, 3)
+    store.save_state(str(ended.pk), store.StreamState(42.0, 9))
     assert end_orphaned_sessions() == 1
     assert status(orphan) == "done"
     assert orphan.duration == 7.5 and orphan.progress == 1.0 and not orphan.error
     assert orphan.segments.count() == 2
-    assert status(recent) == "running"
+    assert status(recent) == "running" and status(ended) == "running"
+
+
+def test_finish_live_after_the_sweep_still_sets_the_true_end():
+    from transcription.live.worker import finish_live
+
+    swept = running(Transcript.Source.LIVE, 2)
+    Segment.objects.create(transcript=swept, index=0, start=0.5, end=3.0, text="문장")
+    assert end_orphaned_sessions() == 1
+    finish_live(str(swept.pk), 9.5)  # queued behind other work, it comes after all
+    assert status(swept) == "done" and swept.duration == 9.5
 
 
 def test_a_streaming_connection_keeps_its_hold_on_the_session():
@@ -76,5 +89,10 @@ def test_a_streaming_connection_keeps_its_hold_on_the_session():
         assert client.ttl(f"live:{session}:owner") > 60
         # Only the holder renews it.
         assert not store.keep_session(session, "chan-b")
+        assert store.session_owner(session) == channel
+        # A hold lost while streaming (a Redis that lost its data) is taken back.
+        client.delete(f"live:{session}:owner")
+        assert store.keep_session(session, channel)
+        assert store.session_owner(session) == channel
     finally:
         store.release_session(session, channel)

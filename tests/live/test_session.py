@@ -55,7 +55,7 @@ def clock():
 
 @pytest.fixture
 def session(clock):
-    return LiveSession(SESSION, language="ko", clock=clock, monotonic=clock)
+    return LiveSession(SESSION, clock=clock, monotonic=clock)
 
 
 def kinds(actions) -> list[str]:

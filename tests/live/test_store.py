@@ -125,3 +125,31 @@ def test_finish_live_leaves_a_session_someone_resumed_running():
         assert done.status == Transcript.Status.DONE and done.duration == 20.0
     finally:
         store.release_session(pk, "chan-new")
+
+
+async def test_a_resume_waits_on_the_event_loop_for_the_handover(session):
+    import asyncio
+
+    await asyncio.to_thread(store.claim_session, session, "chan-old")
+    assert not await store.wait_for_handover(session, "chan-old", 0.2)
+
+    async def hand_over():
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(store.release_session, session, "chan-old")
+
+    ticks = 0
+
+    async def loop_stays_free():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.ensure_future(loop_stays_free())
+    try:
+        releasing = asyncio.ensure_future(hand_over())
+        assert await store.wait_for_handover(session, "chan-old", 3.0)
+        await releasing
+    finally:
+        ticker.cancel()
+    assert ticks >= 10  # the loop ran other work while waiting

@@ -127,7 +127,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.session = LiveSession(
             session,
             mode=self.mode or "native",
-            language=self.language,
             offset=offset,
             next_utterance=next_utterance,
         )
@@ -175,8 +174,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         holder = await asyncio.to_thread(store.session_owner, session)
         if holder and holder != self.channel_name:
             await self.channel_layer.send(holder, {"type": "live.takeover"})
-            wait = store.wait_for_handover
-            if not await asyncio.to_thread(wait, session, holder, TAKEOVER_WAIT_S):
+            if not await store.wait_for_handover(session, holder, TAKEOVER_WAIT_S):
                 log.warning("live session %s: %s did not hand over; taking it", session, holder)
         await asyncio.to_thread(store.claim_session, session, self.channel_name)
 
@@ -222,7 +220,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
             elif isinstance(action, act.Send):
                 await self.send_json(action.message)
             elif isinstance(action, act.SendUtterance | act.SendPartial):
-                await asyncio.to_thread(dispatch.send, session.session, session.language, action)
+                # The language as it is now: the original client may change it mid-session.
+                await asyncio.to_thread(dispatch.send, session.session, self.language, action)
             elif isinstance(action, act.Settle):
                 standing = await asyncio.to_thread(store.settle_early, action.key, action.decision)
                 if action.otherwise is not None and standing != Decision.FINAL:

@@ -119,9 +119,10 @@ def end_orphaned_sessions(now: dt.datetime | None = None) -> int:
 
     What ends a live session is its connection; a web process that died never ended its
     sessions. A streaming connection refreshes its hold on the session in Redis every few
-    seconds (the hold lasts ``store.LOG_TTL_S``), so a session running with no holder and
-    started before that is orphaned: it is marked done with what was stored (its segments
-    are the transcript), never failed. A resume reopens it. Safe to run from many workers.
+    seconds (the hold lasts ``store.LOG_TTL_S``), so a session running with no holder, no
+    stream ended lately (whose ``finish_live`` may still wait in the queue) and started
+    before that is orphaned: it is marked done with what was stored (its segments are the
+    transcript), never failed. A resume reopens it. Safe to run from many workers.
     """
     now = now or timezone.now()
     quiet = now - dt.timedelta(seconds=store.LOG_TTL_S)
@@ -130,13 +131,22 @@ def end_orphaned_sessions(now: dt.datetime | None = None) -> int:
     ).values_list("pk", flat=True)
     ended = 0
     for pk in candidates:
-        if store.session_owner(str(pk)):
-            continue  # a connection still streams it
+        session = str(pk)
+        if store.session_owner(session) or store.has_state(session):
+            continue  # a connection streams it, or one ended it and finish_live is queued
         last_end = Transcript.objects.filter(pk=pk).aggregate(end=Max("segments__end"))["end"]
-        ended += Transcript.objects.filter(pk=pk, status=Transcript.Status.RUNNING).update(
+        swept = Transcript.objects.filter(pk=pk, status=Transcript.Status.RUNNING).update(
             status=Transcript.Status.DONE,
             finished_at=now,
             duration=last_end or 0.0,
             progress=1.0,
         )
+        if swept and store.session_owner(session):
+            # A resume claimed it meanwhile (it reopened the row before or after this
+            # update): it is streaming again.
+            Transcript.objects.filter(pk=pk).update(
+                status=Transcript.Status.RUNNING, finished_at=None
+            )
+            swept = 0
+        ended += swept
     return ended

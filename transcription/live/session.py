@@ -163,7 +163,6 @@ class LiveSession:
         session: str,
         *,
         mode: Mode = "native",
-        language: str = "ko",
         offset: float = 0.0,
         next_utterance: int = 0,
         clock: Callable[[], float] = time.time,
@@ -171,7 +170,6 @@ class LiveSession:
     ) -> None:
         self.session = session
         self.mode: Mode = mode
-        self.language = language
         # Where this stream's audio starts on the session's timeline.
         self.offset = offset
         self.next_utterance = next_utterance

@@ -16,6 +16,7 @@ The transcript itself is in PostgreSQL; nothing here must outlive the session.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -141,14 +142,37 @@ def claim_session(session: str, channel: str) -> None:
     client().set(_key(session, "owner"), channel, ex=LOG_TTL_S)
 
 
-def wait_for_handover(session: str, holder: str, timeout_s: float) -> bool:
-    """Wait until ``holder`` no longer holds the session; False after ``timeout_s``."""
+async def wait_for_handover(session: str, holder: str, timeout_s: float) -> bool:
+    """Wait until ``holder`` no longer holds the session; False after ``timeout_s``. Polls
+    on the event loop (a thread held for seconds would starve every other connection's
+    audio after a restart, when all clients resume at once)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if session_owner(session) != holder:
+        if await asyncio.to_thread(session_owner, session) != holder:
             return True
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     return False
+
+
+# Renews the hold, or takes it back when it is gone (a Redis that lost its data): a
+# session streaming without a holder would be swept, and a resume would not hand over.
+_KEEP = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
+def keep_session(session: str, channel: str) -> bool:
+    """Renew ``channel``'s hold on the session (while it streams); False when another
+    connection holds it."""
+    return bool(client().eval(_KEEP, 1, _key(session, "owner"), channel, LOG_TTL_S))
+
+
+def has_state(session: str) -> bool:
+    """Whether a stream of the session ended lately (its state is kept for a while)."""
+    return bool(client().exists(_key(session, "state")))
 
 
 _RELEASE = """
@@ -157,17 +181,6 @@ if not holder then return 1 end
 if holder == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
 """
-
-
-_KEEP = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
-
-def keep_session(session: str, channel: str) -> bool:
-    """Renew ``channel``'s hold on the session (while it streams); False if not its own."""
-    return bool(client().eval(_KEEP, 1, _key(session, "owner"), channel, LOG_TTL_S))
 
 
 def release_session(session: str, channel: str) -> bool:

@@ -151,6 +151,8 @@ def transcribe_partial(job: PartialJob) -> str | None:
 def finish_live(transcript_id: str, duration: float) -> None:
     if store.session_owner(transcript_id):
         return  # resumed meanwhile: the connection streaming it now finishes it when it ends
-    Transcript.objects.filter(pk=transcript_id, status=Transcript.Status.RUNNING).update(
+    # Done already when the sweeper took it for orphaned: the stream's end is still truer.
+    ended = (Transcript.Status.RUNNING, Transcript.Status.DONE)
+    Transcript.objects.filter(pk=transcript_id, status__in=ended).update(
         status=Transcript.Status.DONE, finished_at=timezone.now(), duration=duration, progress=1.0
     )
