@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev model test lint format check-compose clean-data
+.PHONY: install install-dev model test test-fast lint format check-compose clean-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ model: install
 # start the embedded ones for the run and stop them afterwards.
 test: install-dev model
 	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything that needs no Whisper model, no started process and no browser: the lane to
+# run while working (README, Tests). Slow tests load the model or start workers and servers.
+test-fast: install-dev
+	$(BIN)/python -m workers.embedded run -- \
+		$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

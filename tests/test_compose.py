@@ -170,11 +170,13 @@ def dockerignored(path: str) -> bool:
 # --- compose.yml: validation -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # starts a process
 def test_compose_config_validates(tmp_path):
     result = docker_compose("config", "-q", env=SECRETS, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("secret", sorted(SECRETS))
 def test_compose_refuses_to_run_without_each_secret(tmp_path, secret):
     env = {k: v for k, v in SECRETS.items() if k != secret}
@@ -183,6 +185,7 @@ def test_compose_refuses_to_run_without_each_secret(tmp_path, secret):
     assert secret in result.stderr
 
 
+@pytest.mark.slow  # starts a process
 def test_rendered_settings_reach_vllm_and_workers(tmp_path):
     config = rendered_config(tmp_path)["services"]
     command = [str(arg) for arg in config["vllm"]["command"]]
@@ -380,9 +383,14 @@ def test_dockerfile_entrypoint_and_cmd_reference_repo_files():
     assert '"${1:-web}" = "web"' in script.read_text(), "the entrypoint handles CMD's role"
 
 
+@pytest.mark.slow  # starts a process
+def test_entrypoint_is_valid_shell():
+    if shutil.which("sh") is None:
+        pytest.skip("no sh")
+    subprocess.run(["sh", "-n", str(ENTRYPOINT)], check=True)
+
+
 def test_entrypoint_web_role_prepares_then_serves():
-    if shutil.which("sh"):
-        subprocess.run(["sh", "-n", str(ENTRYPOINT)], check=True)
     text = ENTRYPOINT.read_text()
     steps = [text.index(s) for s in ("migrate", "ensure_admin", "collectstatic", "exec daphne")]
     assert steps == sorted(steps)

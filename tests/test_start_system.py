@@ -36,7 +36,8 @@ class Platform:
         env = {
             k: v
             for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "REDIS_URL", "ADMIN_PASSWORD")
+            # The platform as a user starts it: its own settings, not the tests' module.
+            if k not in ("DATABASE_URL", "REDIS_URL", "ADMIN_PASSWORD", "DJANGO_SETTINGS_MODULE")
         }
         env.update(
             DATA_DIR=str(self.data_dir),

@@ -14,8 +14,8 @@ import psutil
 import pytest
 
 from tests.audio_files import long_file_with_gaps
-from tests.celery_workers import log_text, running_worker, worker_heartbeats
 from tests.batch.test_batch import upload, wait_done
+from tests.celery_workers import log_text, running_worker, worker_heartbeats
 from transcription.models import Transcript
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -2,25 +2,45 @@
 
 from __future__ import annotations
 
+import socket
+import uuid
+from contextlib import contextmanager
+
 import pytest
 import redis
+from django.conf import settings
 from django.db import connection
 
 from bench.common import free_port
 from tests.celery_workers import running_worker
-from workers.heartbeat import KEY_PREFIX
+from workers.heartbeat import KEY_PREFIX, publish, worker_record
 
 ORIGINAL_KEYS = {"status", "device", "gpu", "mode", "llm_enabled"}
 
 
+@contextmanager
+def heartbeats(*queues: str):
+    """Online workers as the health checks see them: a heartbeat record per queue in Redis,
+    written by the function the workers' own heartbeat thread uses. A real worker process
+    takes seconds to start (and an stt worker loads Whisper); the one test that starts
+    real ones is marked slow."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    names = {
+        queue: f"{queue}-test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}" for queue in queues
+    }
+    try:
+        for queue, hostname in names.items():
+            publish(client, worker_record(hostname, [queue]), ttl_s=60)
+        yield names
+    finally:
+        client.delete(*(KEY_PREFIX + hostname for hostname in names.values()))
+        client.close()
+
+
 @pytest.fixture(scope="module")
-def workers(django_db_blocker):
-    with (
-        django_db_blocker.unblock(),
-        running_worker("stt") as stt,
-        running_worker("keywords") as kw,
-    ):
-        yield {"stt": stt.hostname, "keywords": kw.hostname}
+def workers():
+    with heartbeats("stt", "keywords") as names:
+        yield names
 
 
 @pytest.fixture
@@ -52,9 +72,9 @@ def test_healthy_platform_answers_200_with_each_queue(client, workers, embedded_
 
 @pytest.mark.django_db
 def test_partial_worker_is_listed_and_can_be_folded_into_stt(client, settings, workers):
-    with running_worker("stt_partial") as partial:
+    with heartbeats("stt_partial") as partial:
         body = client.get("/api/health").json()
-        assert body["checks"]["queue:stt_partial"]["workers"] == [partial.hostname]
+        assert body["checks"]["queue:stt_partial"]["workers"] == [partial["stt_partial"]]
         assert body["checks"]["queue:stt_partial"]["detail"] == "1 worker(s)"
     settings.LIVE_PARTIAL_QUEUE = "stt"
     assert "queue:stt_partial" not in client.get("/api/health").json()["checks"]
@@ -150,3 +170,25 @@ def test_llm_that_answers_is_reported_everywhere(client, settings, workers):
     assert health.json()["checks"]["llm"]["backend"] == "vllm"
     assert config["llm_enabled"] is True and config["mode"] == "llm"
     assert config["keyword_backend_active"] == "vllm" and config["llm_available"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_real_workers_are_seen_through_their_own_heartbeats(client, django_db_blocker):
+    # The fast tests above write the heartbeat records themselves; here real worker
+    # processes write them (their warm-up skipped: it is not what is checked here).
+    env = {"WORKER_WARMUP": "false"}
+    with (
+        django_db_blocker.unblock(),
+        running_worker("stt", extra_env=env) as stt,
+        running_worker("keywords", extra_env=env) as kw,
+        running_worker("stt_partial", extra_env=env) as partial,
+    ):
+        body = client.get("/api/health").json()
+        assert stt.hostname in body["checks"]["queue:stt"]["workers"]
+        assert kw.hostname in body["checks"]["queue:keywords"]["workers"]
+        assert partial.hostname in body["checks"]["queue:stt_partial"]["workers"]
+    # A stopped worker withdraws its record at once, without waiting for it to expire.
+    body = client.get("/api/health").json()
+    assert stt.hostname not in body["checks"]["queue:stt"]["workers"]
+    assert partial.hostname not in body["checks"]["queue:stt_partial"]["workers"]

@@ -33,10 +33,12 @@ def probe(*prefix: str, new_session: bool) -> list[str]:
     return result.stdout.split()
 
 
+@pytest.mark.slow  # starts a Python process
 def test_a_niced_session_leader_lowers_its_autogroup():
     assert probe("nice", "-n", "19", new_session=True) == ["19", "19"]
 
 
+@pytest.mark.slow  # starts a Python process
 def test_a_process_inside_someone_elses_session_leaves_it_alone():
     # The test run's own session may be the kernel's default group, with no nice value.
     own = str(autogroup_niceness())
@@ -52,6 +54,7 @@ def test_the_default_group_reads_as_none(tmp_path):
     assert autogroup_niceness(tmp_path / "set") == 7
 
 
+@pytest.mark.slow  # starts a Python process
 @pytest.mark.skipif(os.nice(0) != 0, reason="the tests themselves run niced")
 def test_a_worker_at_normal_priority_changes_nothing():
     assert probe(new_session=True) == ["None", "0"]

@@ -264,3 +264,11 @@ def test_worker_warmup_follows_the_setting(settings, monkeypatch, setting, loads
     settings.WORKER_WARMUP = setting
     warmup._warm_up()
     assert loaded == (["whisper"] if loads else [])
+
+
+def test_the_tests_run_on_their_own_settings_module(settings):
+    # The fast password hasher lives there; `make test` once lost it to a DJANGO_SETTINGS_MODULE
+    # that a wrapper had set, and every test creating users got three times slower.
+    assert settings.SETTINGS_MODULE == "tests.settings"
+    assert os.environ["DJANGO_SETTINGS_MODULE"] == "tests.settings"  # for the processes started
+    assert settings.PASSWORD_HASHERS == ["django.contrib.auth.hashers.MD5PasswordHasher"]
