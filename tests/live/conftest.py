@@ -1,5 +1,7 @@
-"""Fixtures of the live tests: one signed-in user per test, a media folder of its own, no
-session counted from an earlier test."""
+"""Fixtures of the /ws tests (test_live_ws*.py ask for them with ``usefixtures``): one
+signed-in user per test, a media folder of its own, no session counted from an earlier test.
+Not autouse: the unit tests here need no database, and the browser tests sign in their own
+users."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from tests.conftest import session_cookie_header
 from tests.live.ws import HEADERS, ORIGIN
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def signed_in(transactional_db):
     """Every socket in these tests belongs to one signed-in user."""
     from tests.factories import make_user
@@ -20,14 +22,14 @@ def signed_in(transactional_db):
     HEADERS.clear()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def media(settings, tmp_path):
     """Live sessions are recorded under MEDIA_ROOT/live/: a folder of each test's own."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def no_leftover_sessions(settings):
     import redis
 

@@ -33,7 +33,11 @@ from transcription.speech.audio import decode_audio
 from transcription.speech.endpointing import Endpointer, EndpointerConfig, Resumed, Utterance
 from workers.priority import autogroup_niceness
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("signed_in", "media", "no_leftover_sessions"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,10 @@ from sttproject.asgi import application
 from tests.conftest import session_cookie_header
 from tests.live.ws import HEADERS, ORIGIN, RATE, connect, receive_until, start
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("signed_in", "media", "no_leftover_sessions"),
+]
 
 
 async def test_bad_input_gets_errors_and_the_socket_stays_usable():
