@@ -49,6 +49,13 @@ def cast(db):
 
 
 @pytest.fixture
+def media(settings, tmp_path):
+    """Stored audio (uploads, live recordings) under a folder of the test's own."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
 def owner(db):
     from tests.factories import make_user
 

@@ -1,5 +1,6 @@
 """Fixtures of the /ws tests (test_live_ws*.py ask for them with ``usefixtures``): one
-signed-in user per test, a media folder of its own, no session counted from an earlier test.
+signed-in user per test, no session counted from an earlier test (``media`` is the
+suite's, tests/conftest.py).
 Not autouse: the unit tests here need no database, and the browser tests sign in their own
 users."""
 
@@ -20,13 +21,6 @@ def signed_in(transactional_db):
     HEADERS[:] = [*ORIGIN, session_cookie_header(user)]
     yield user
     HEADERS.clear()
-
-
-@pytest.fixture
-def media(settings, tmp_path):
-    """Live sessions are recorded under MEDIA_ROOT/live/: a folder of each test's own."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 @pytest.fixture

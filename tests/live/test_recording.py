@@ -150,12 +150,6 @@ def test_recording_names_are_dated_and_per_session():
 # --- the audio goes with its transcript ---------------------------------------------------
 
 
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
 def stored(owner, name: str) -> Transcript:
     transcript = make_transcript(owner, source=Transcript.Source.LIVE)
     transcript.audio.save(name, ContentFile(b"RIFF...."), save=True)

@@ -35,12 +35,6 @@ ENDPOINTS = [
 
 
 @pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
 def history(cast):
     """Transcripts of the owner (three), of the other user (one), days apart."""
     now = timezone.now()

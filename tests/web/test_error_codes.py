@@ -24,12 +24,6 @@ SWEPT = (
 )
 
 
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
 def queued(**fields) -> Transcript:
     return Transcript.objects.create(source=Transcript.Source.UPLOAD, language="ko", **fields)
 

@@ -24,12 +24,6 @@ CLIP = "ko_zeroth_104_003_0294"  # 6.9 s of Korean read speech
 XSS = '<script>alert(1)</script> 삼성전자 <img src=x onerror="alert(2)">'
 
 
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
 def outside_the_loop(query):
     """Run a database query from a thread of its own: Playwright's sync API keeps an
     event loop running in the test's thread, where Django refuses database calls."""

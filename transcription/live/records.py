@@ -126,15 +126,18 @@ def end_orphaned_sessions(now: dt.datetime | None = None) -> int:
     """
     now = now or timezone.now()
     quiet = now - dt.timedelta(seconds=store.LOG_TTL_S)
-    candidates = Transcript.objects.filter(
-        source=Transcript.Source.LIVE, status=Transcript.Status.RUNNING, started_at__lt=quiet
-    ).values_list("pk", flat=True)
+    candidates = (
+        Transcript.objects.filter(
+            source=Transcript.Source.LIVE, status=Transcript.Status.RUNNING, started_at__lt=quiet
+        )
+        .annotate(last_end=Max("segments__end"))
+        .values_list("pk", "last_end")
+    )
     ended = 0
-    for pk in candidates:
+    for pk, last_end in candidates:
         session = str(pk)
         if store.session_owner(session) or store.has_state(session):
             continue  # a connection streams it, or one ended it and finish_live is queued
-        last_end = Transcript.objects.filter(pk=pk).aggregate(end=Max("segments__end"))["end"]
         swept = Transcript.objects.filter(pk=pk, status=Transcript.Status.RUNNING).update(
             status=Transcript.Status.DONE,
             finished_at=now,

@@ -85,11 +85,6 @@ def replay(session: str, after_seq: int) -> list[dict[str, Any]]:
     return [event for event in events if event.get("seq", 0) > after_seq]
 
 
-def last_seq(session: str) -> int:
-    value = client().get(_key(session, "seq"))
-    return int(value) if value else 0
-
-
 # --- audio for the workers ----------------------------------------------------------------
 
 
