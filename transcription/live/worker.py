@@ -21,7 +21,7 @@ from transcription.live.jobs import PartialJob, UtteranceJob
 from transcription.live.store import Decision, Request
 from transcription.models import Segment, Transcript
 from transcription.notify import ProgressNotifier
-from transcription.speech import engine
+from transcription.speech import engine, utterance
 from transcription.speech.hallucination import filter_segments
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def transcribe_utterance(job: UtteranceJob) -> Segment | None:
         return None
     if not early_key:
         store.supersede_partials(session, index)
-    results, used_language = engine.transcribe_clip(audio, job.language, offset=start)
+    results, used_language = utterance.transcribe_clip(audio, job.language, offset=start)
     kept = filter_segments(results, speech_spans=[(start, end)])
     text = " ".join(r.text for r in kept).strip()
     computed_at = time.time()
@@ -134,7 +134,7 @@ def transcribe_partial(job: PartialJob) -> str | None:
     store.drop_audio(job.audio_key)
     if audio is None:
         return None
-    results, _language = engine.transcribe_clip(
+    results, _language = utterance.transcribe_clip(
         audio, job.language, offset=job.start, beam_size=PARTIAL_BEAM_SIZE
     )
     end = job.start + len(audio) / engine.SAMPLE_RATE
