@@ -6,7 +6,9 @@ must never fail a transcription.
 
 ``segment_payload`` is a segment's public shape, here below every room that sends or
 serves one: the batch pipeline's ``segments`` events and the web's REST payloads
-(transcription/web/payloads.py) are built from this one function.
+(transcription/web/payloads.py) are built from this one function. It carries the segment's
+word timings (``words``: ``[{"word", "start", "end", "probability"}]`` or null) unless asked
+not to: search hits, many to a page, leave them out.
 """
 
 from __future__ import annotations
@@ -27,15 +29,19 @@ def group_name(transcript_id: Any) -> str:
     return f"transcript.{transcript_id}"
 
 
-def segment_payload(segment: Segment) -> dict[str, Any]:
-    """A stored segment as events and the REST API show it."""
-    return {
+def segment_payload(segment: Segment, *, words: bool = True) -> dict[str, Any]:
+    """A stored segment as events and the REST API show it; ``words`` as stored (null for
+    segments without word timings), left out with ``words=False``."""
+    data: dict[str, Any] = {
         "id": segment.pk,
         "index": segment.index,
         "start": segment.start,
         "end": segment.end,
         "text": segment.text,
     }
+    if words:
+        data["words"] = segment.words
+    return data
 
 
 class ProgressNotifier:

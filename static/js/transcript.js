@@ -1,5 +1,6 @@
-// The transcript page: play from a segment, follow playback, rename, delete, and
-// reload when a running transcription finishes. Text is only ever set as text.
+// The transcript page: play from a segment or a word, follow playback segment by segment and
+// word by word, rename, delete, and show segments as a running transcription stores them
+// (reloading when it finishes). Text is only ever set as text.
 (function () {
   "use strict";
 
@@ -21,22 +22,49 @@
     return input ? input.value : "";
   }
 
-  // --- the player and the segments -----------------------------------------------------
-  const segments = Array.from(list.querySelectorAll(".segment")).map((el) => ({
-    el,
-    start: parseFloat(el.dataset.start),
-    end: parseFloat(el.dataset.end),
-  }));
-  let playing = null;
+  // --- the player, the segments and their words ------------------------------------------
+  // Segments with word timings show each word in a <span class="word">; the word being
+  // played gets the class "current-word" (styled with more than colour).
+  let segments = [];
+  let words = []; // every word on the page, by start time: {el, start, end}
+  let playing = null; // the segment element being played
+  let currentWord = null; // the word element being played
+  let frame = 0;
 
-  function mark(segment) {
-    if (segment === playing) return;
-    if (playing) playing.el.classList.remove("playing");
-    playing = segment;
+  function timed(el) {
+    return { el, start: parseFloat(el.dataset.start), end: parseFloat(el.dataset.end) };
+  }
+
+  function indexSegments() {
+    segments = Array.from(list.querySelectorAll(".segment")).map(timed);
+    words = Array.from(list.querySelectorAll(".segment .word"))
+      .map(timed)
+      .filter((w) => Number.isFinite(w.start) && Number.isFinite(w.end));
+    words.sort((a, b) => a.start - b.start);
+  }
+  indexSegments();
+
+  function mark(el) {
+    if (el === playing) return;
+    if (playing) playing.classList.remove("playing");
+    playing = el;
     if (playing) {
-      playing.el.classList.add("playing");
+      playing.classList.add("playing");
       // Keep the spoken line in view without yanking the page while the user reads.
-      if (!player.paused) playing.el.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      if (!player.paused) playing.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    }
+  }
+
+  function markWord(el) {
+    if (el === currentWord) return;
+    if (currentWord) {
+      currentWord.classList.remove("current-word");
+      currentWord.removeAttribute("aria-current");
+    }
+    currentWord = el;
+    if (currentWord) {
+      currentWord.classList.add("current-word");
+      currentWord.setAttribute("aria-current", "true");
     }
   }
 
@@ -50,9 +78,45 @@
     return found;
   }
 
-  function playFrom(segment) {
-    player.currentTime = segment.start;
-    mark(segment);
+  function wordAt(time) {
+    // Binary search: the last word starting at or before ``time``, if it has not ended.
+    let low = 0;
+    let high = words.length - 1;
+    let found = -1;
+    while (low <= high) {
+      const middle = (low + high) >> 1;
+      if (words[middle].start <= time) {
+        found = middle;
+        low = middle + 1;
+      } else {
+        high = middle - 1;
+      }
+    }
+    return found >= 0 && time < words[found].end ? words[found] : null;
+  }
+
+  function followWords() {
+    const word = wordAt(player.currentTime);
+    markWord(word ? word.el : null);
+  }
+
+  function follow() {
+    const segment = segmentAt(player.currentTime);
+    mark(segment ? segment.el : null);
+    followWords();
+  }
+
+  // timeupdate comes only a few times a second; while playing, every frame follows the words.
+  function tick() {
+    frame = 0;
+    followWords();
+    if (!player.paused && !player.ended) frame = requestAnimationFrame(tick);
+  }
+
+  function playFrom(time, segmentEl, wordEl) {
+    player.currentTime = time;
+    mark(segmentEl);
+    markWord(wordEl || null);
     const started = player.play();
     // A browser may refuse to play (no audio device, autoplay policy); the seek stands.
     if (started && started.catch) started.catch(() => {});
@@ -62,8 +126,14 @@
     list.addEventListener("click", (event) => {
       const el = event.target.closest(".segment");
       if (!el) return;
+      const wordEl = event.target.closest(".word");
+      const word = wordEl && words.find((w) => w.el === wordEl);
+      if (word) {
+        playFrom(word.start, el, wordEl);
+        return;
+      }
       const segment = segments.find((s) => s.el === el);
-      if (segment) playFrom(segment);
+      if (segment) playFrom(segment.start, el, null);
     });
     list.addEventListener("keydown", (event) => {
       if (event.key !== "Enter" && event.key !== " ") return;
@@ -71,12 +141,87 @@
       const segment = el && segments.find((s) => s.el === el);
       if (segment) {
         event.preventDefault();
-        playFrom(segment);
+        playFrom(segment.start, el, null);
       }
     });
-    const follow = () => mark(segmentAt(player.currentTime));
     player.addEventListener("timeupdate", follow);
     player.addEventListener("seeked", follow);
+    player.addEventListener("playing", () => {
+      if (!frame) frame = requestAnimationFrame(tick);
+    });
+  }
+
+  // --- segments that arrive while the transcript is being made ---------------------------
+  function usableWords(text, items) {
+    // The words show only while they still spell the text (a person may have edited it).
+    if (!Array.isArray(items) || !items.length) return null;
+    const ok = items.every(
+      (w) => w && typeof w.word === "string" && Number.isFinite(w.start) && Number.isFinite(w.end)
+    );
+    if (!ok || items.map((w) => w.word).join("").trim() !== text.trim()) return null;
+    return items;
+  }
+
+  function fillText(container, text, items) {
+    const usable = usableWords(text, items);
+    if (!usable) {
+      container.textContent = text;
+      return;
+    }
+    usable.forEach((w, i) => {
+      // Spaces stay outside the word's span, so the highlight covers the word only; the
+      // segment's text is stripped, as the server renders it.
+      const core = w.word.trim();
+      const leading = core ? w.word.slice(0, w.word.length - w.word.trimStart().length) : w.word;
+      const trailing = core ? w.word.slice(w.word.trimEnd().length) : "";
+      if (leading && i > 0) container.append(leading);
+      if (core) {
+        const span = document.createElement("span");
+        span.className = "word";
+        span.dataset.start = w.start.toFixed(3);
+        span.dataset.end = w.end.toFixed(3);
+        span.textContent = core;
+        container.append(span);
+      }
+      if (trailing && i < usable.length - 1) container.append(trailing);
+    });
+  }
+
+  function addSegment(data) {
+    if (!Number.isInteger(data.index) || typeof data.text !== "string") return;
+    if (document.getElementById("segment-" + data.index)) return;
+    const start = Number(data.start);
+    const end = Number(data.end);
+    const li = document.createElement("li");
+    li.className = "segment";
+    li.id = "segment-" + data.index;
+    li.dataset.index = String(data.index);
+    li.dataset.start = start.toFixed(3);
+    li.dataset.end = end.toFixed(3);
+    if (player) {
+      li.tabIndex = 0;
+      li.setAttribute("role", "button");
+      li.title = "Play from " + start.toFixed(1) + " s";
+    }
+    const time = document.createElement("span");
+    time.className = "time muted";
+    time.textContent = start.toFixed(1) + "–" + end.toFixed(1);
+    const text = document.createElement("span");
+    text.className = "text";
+    fillText(text, data.text, data.words);
+    li.append(time, " ", text);
+    const next = Array.from(list.querySelectorAll(".segment")).find(
+      (el) => Number(el.dataset.index) > data.index
+    );
+    list.insertBefore(li, next || null);
+    const placeholder = document.getElementById("no-segments");
+    if (placeholder) placeholder.remove();
+  }
+
+  function addSegments(items) {
+    items.forEach(addSegment);
+    indexSegments();
+    if (player) follow();
   }
 
   // A link from the history (#segment-3) lands on that segment, highlighted.
@@ -150,6 +295,12 @@
     socket.onmessage = (e) => {
       const event = JSON.parse(e.data);
       if (event.type === "progress" && bar) bar.value = event.progress;
+      // An upload's batches of segments, and a live session's finals, as they are stored.
+      if (event.type === "segments" && Array.isArray(event.segments)) addSegments(event.segments);
+      if (event.type === "final" && event.segment != null && event.text) {
+        const { utterance: index, start, end, text, words: items } = event;
+        addSegments([{ index, start, end, text, words: items }]);
+      }
       // Reload for the finished view: segments, keywords and exports from the database.
       if (event.type === "status" && (event.status === "done" || event.status === "failed")) location.reload();
       if (event.type === "keywords_summary") location.reload();

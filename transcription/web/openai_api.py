@@ -14,8 +14,9 @@ Differences from OpenAI, on purpose:
   it exactly when they do not know the language.
 - ``model`` may be anything (``whisper-1``, our model's name); every request is served by the
   workers' one Whisper model. ``prompt`` and ``temperature`` are accepted and not used.
-- Word timestamps are returned only where the pipeline stored them (it does not by default),
-  so ``timestamp_granularities[]=word`` may give an empty ``words`` list.
+- Word timestamps (``response_format=verbose_json`` with ``timestamp_granularities[]=word``)
+  are the word timings stored with each segment, stripped to OpenAI's ``word``, ``start``,
+  ``end``; segments stored without them (older transcripts) add no words.
 - ``stream=true`` is refused (OpenAI ignores it for whisper-1, but its clients then expect
   server-sent events and fail on a plain answer).
 """

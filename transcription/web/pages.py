@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -99,10 +102,54 @@ def upload_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+def display_words(text: str, words: Any) -> list[dict[str, Any]] | None:
+    """A segment's words as the transcript page shows them, one span each, or None to show
+    the plain text: when there are no word timings, or they no longer spell the text (a person
+    edited it). Spaces go beside the word's span (``leading``, ``trailing``), so the highlight
+    covers the word only; the text is stripped at both ends. static/js/transcript.js does the
+    same for segments that arrive over the page's socket."""
+    if not isinstance(words, list) or not words:
+        return None
+    for word in words:
+        if not (
+            isinstance(word, dict)
+            and isinstance(word.get("word"), str)
+            and all(_is_number(word.get(key)) for key in ("start", "end"))
+        ):
+            return None
+    if "".join(word["word"] for word in words).strip() != text.strip():
+        return None
+    shown = []
+    last = len(words) - 1
+    for number, word in enumerate(words):
+        raw = word["word"]
+        core = raw.strip()
+        leading = raw[: len(raw) - len(raw.lstrip())] if core else raw
+        trailing = raw[len(raw.rstrip()) :] if core else ""
+        shown.append(
+            {
+                "leading": leading if number > 0 else "",
+                "word": core,
+                "trailing": trailing if number < last else "",
+                "start": float(word["start"]),
+                "end": float(word["end"]),
+            }
+        )
+    return shown
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def transcript_page(request: HttpRequest, pk) -> HttpResponse:
-    """A transcript: its audio (uploads only; live sessions keep none) beside the segments,
-    keywords by category, exports, rename and delete. Others' transcripts answer 404."""
+    """A transcript: its audio (uploads only; live sessions keep none) beside the segments
+    (word by word where they have word timings), keywords by category, exports, rename and
+    delete. Others' transcripts answer 404."""
     transcript = get_object_or_404(visible_transcripts(request.user), pk=pk)
+    segments = list(transcript.segments.all())
+    for segment in segments:
+        segment.shown_words = display_words(segment.text, segment.words)
     keywords_by_category: dict[str, list[dict]] = {}
     for item in summary(transcript, limit=200):
         keywords_by_category.setdefault(item["category"], []).append(item)
@@ -111,7 +158,7 @@ def transcript_page(request: HttpRequest, pk) -> HttpResponse:
         "transcript.html",
         {
             "transcript": transcript,
-            "segments": transcript.segments.all(),
+            "segments": segments,
             "keywords_by_category": sorted(keywords_by_category.items()),
             "formats": ["srt", "vtt", "txt", "json"],
             "audio_url": reverse("transcript-audio", args=[transcript.pk])

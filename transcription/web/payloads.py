@@ -30,6 +30,7 @@ __all__ = [
     "TranscriptDetailSerializer",
     "TranscriptListItemSerializer",
     "TranscriptSerializer",
+    "WordSerializer",
     "hit_payload",
     "keyword_payload",
     "segment_hit_payload",
@@ -88,7 +89,8 @@ def hit_payload(segment: Segment, terms: list[Term]) -> dict[str, Any]:
     escaped HTML with ``<mark>`` (safe to insert as HTML)."""
     spans = match_spans(segment.text, terms)
     return {
-        **segment_payload(segment),
+        # No word timings: hits are snippets, many to a page, and the search loads no words.
+        **segment_payload(segment, words=False),
         "spans": [list(span) for span in spans],
         "highlighted": str(highlight(segment.text, terms, spans)),
     }
@@ -173,12 +175,27 @@ class TranscriptListItemSerializer(TranscriptSerializer):
     )
 
 
+class WordSerializer(serializers.Serializer):
+    word = serializers.CharField(
+        help_text="As Whisper writes it, usually with a leading space: the words of a segment "
+        "joined and stripped are its text (unless the text was edited)"
+    )
+    start = serializers.FloatField(help_text="Seconds from the start of the audio")
+    end = serializers.FloatField(help_text="Seconds from the start of the audio")
+    probability = serializers.FloatField(help_text="Whisper's confidence in the word, 0 to 1")
+
+
 class SegmentSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     index = serializers.IntegerField()
     start = serializers.FloatField()
     end = serializers.FloatField()
     text = serializers.CharField()
+    words = WordSerializer(
+        many=True,
+        allow_null=True,
+        help_text="Word timings, in order; null when none were stored (older transcripts)",
+    )
 
 
 class KeywordSerializer(serializers.Serializer):
