@@ -171,6 +171,11 @@ STT_BATCH_SIZE = envint("STT_BATCH_SIZE", 0, minimum=0, maximum=64)
 # always works on 30 s, so packing short utterances saves most of its work); 0 decodes
 # every utterance in a window of its own.
 STT_PACK_WINDOW_S = envfloat("STT_PACK_WINDOW_S", 28.0, minimum=0.0, maximum=29.0)
+# Utterances of an upload whose pause (between VAD's padded bounds) is at most this long are
+# decoded together, so a sentence keeps its context across the pause; longer pauses always
+# end a segment. At most 1.5 s, so that no segment ever spans a 2 s silence; 0 decodes each
+# utterance alone.
+STT_JOIN_PAUSE_S = envfloat("STT_JOIN_PAUSE_S", 1.0, minimum=0.0, maximum=1.5)
 # A transcription task is stopped after this long (soft limit; the hard limit is 60 s later).
 STT_TASK_TIME_LIMIT_S = envint("STT_TASK_TIME_LIMIT_S", 3 * 3600, minimum=60)
 DEFAULT_LANGUAGE = envstr("DEFAULT_LANGUAGE", "ko")

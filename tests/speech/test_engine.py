@@ -1,4 +1,5 @@
-"""Packing utterances into shared Whisper windows, and placing the lines back."""
+"""Joining utterances into spans, packing spans into shared Whisper windows, and placing the
+words back; speech left without words is decoded again."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.audio_files import long_file_with_gaps
 from transcription.speech import engine
 from transcription.speech.audio import decode_audio
 from transcription.speech.engine import Placement, pack_regions
+from transcription.speech.words import Evidence, Word
 
 
 def line(start, end, text):
@@ -38,46 +40,79 @@ def test_utterances_fill_windows_in_order_with_gaps_counted():
     assert pack_regions([], 28.0, 2.0) == []
 
 
-def test_lines_go_to_the_utterance_they_cover_and_straddlers_are_suspect():
-    placements = [Placement((5.0, 9.0), 0.0, 4.0), Placement((20.0, 23.0), 6.0, 9.0)]
-    first, second, in_gap = line(0.0, 4.1, "하나"), line(6.1, 9.0, "둘"), line(4.3, 4.6, "셋")
-    by_region, suspect = engine._assign([first, in_gap, second], placements)
-    assert by_region == {(5.0, 9.0): [first, in_gap], (20.0, 23.0): [second]}
-    assert suspect == set()
-
-    across = line(2.0, 8.0, "하나 둘")
-    _by_region, suspect = engine._assign([across], placements)
-    assert suspect == {(5.0, 9.0), (20.0, 23.0)}
+def word(text, start, end, probability=0.9):
+    return SimpleNamespace(word=text, start=start, end=end, probability=probability)
 
 
-def test_an_utterance_with_missing_or_cut_text_is_suspect():
-    placements = [Placement((float(i), i + 5.0), i * 7.0, i * 7.0 + 5.0) for i in range(4)]
-    full = "가" * 30  # 6 letters a second
-    by_region = {p.region: [line(p.start, p.end, full)] for p in placements}
-    assert engine._truncated(by_region, placements) == set()
-    by_region[placements[1].region] = [line(7.0, 12.0, "가" * 10)]
-    by_region[placements[2].region] = []
-    assert engine._truncated(by_region, placements) == {placements[1].region, placements[2].region}
+def line_with_words(words):
+    return SimpleNamespace(
+        start=words[0].start,
+        end=words[-1].end,
+        text="".join(w.word for w in words),
+        avg_logprob=-0.2,
+        no_speech_prob=0.01,
+        compression_ratio=1.2,
+        words=words,
+    )
 
 
-def test_an_utterance_whose_lines_stop_well_before_its_speech_ends_is_suspect():
-    # Whisper ended the packed window after the first clause: the letters per second look
-    # normal, but the last 2.5 s of speech have no line.
-    placements = [Placement((float(i), i + 9.0), i * 11.0, i * 11.0 + 9.0) for i in range(3)]
-    by_region = {p.region: [line(p.start + 0.3, p.end - 0.4, "가" * 45)] for p in placements}
-    assert engine._truncated(by_region, placements, pad_s=0.2) == set()
-    cut = placements[1]
-    by_region[cut.region] = [line(cut.start + 0.3, cut.end - 2.7, "가" * 35)]
-    assert engine._truncated(by_region, placements, pad_s=0.2) == {cut.region}
-    # The same at the start: the first line begins 2 s into the speech.
-    by_region[cut.region] = [line(cut.start + 2.2, cut.end - 0.3, "가" * 35)]
-    assert engine._truncated(by_region, placements, pad_s=0.2) == {cut.region}
+def test_utterances_apart_by_short_pauses_are_decoded_together():
+    regions = [(0.0, 2.0), (2.8, 5.0), (6.5, 9.0), (9.5, 20.0), (20.5, 31.0), (31.2, 36.0)]
+    spans = engine.join_regions(regions, pause_s=1.0, max_s=28.0)
+    # 1.5 s is a long pause; a span 6.5-36 would pass 28 s, so the last one starts anew.
+    assert [span.bounds for span in spans] == [(0.0, 5.0), (6.5, 31.0), (31.2, 36.0)]
+    assert spans[0].regions == ((0.0, 2.0), (2.8, 5.0))
+    assert [s.bounds for s in engine.join_regions(regions, 0.0, 28.0)] == regions
+    # One utterance longer than the limit is still a span of its own.
+    assert [s.bounds for s in engine.join_regions([(0.0, 30.0), (30.2, 31.0)], 1.0, 28.0)] == [
+        (0.0, 30.0),
+        (30.2, 31.0),
+    ]
 
 
-def test_placed_lines_stay_inside_their_utterance():
-    placement = Placement((30.0, 36.0), 10.0, 16.0)
-    placed = engine._place([line(10.4, 12.0, "앞"), line(12.0, 16.5, "뒤")], placement)
-    assert [(p.start, p.end, p.text) for p in placed] == [(30.0, 32.0, "앞"), (32.0, 36.0, "뒤")]
+def test_words_go_to_the_span_they_were_spoken_in():
+    # Two spans packed 2 s apart; Whisper wrote one line across the gap.
+    layout = [Placement((5.0, 9.0), 0.0, 4.0), Placement((20.0, 23.0), 6.0, 9.0)]
+    across = line_with_words(
+        [
+            word(" 하나", 0.2, 1.0),
+            word(" 둘", 3.5, 4.3),
+            word(" 셋", 6.4, 7.0),
+            word(" 넷", 4.6, 4.9),
+        ]
+    )
+    placed = engine._place_words([across], layout)
+    first, second = placed[(5.0, 9.0)], placed[(20.0, 23.0)]
+    # " 둘" overhangs its span's end: it is clamped into it. " 넷" lies in the gap, nearer
+    # the first span. " 셋" is shifted from the window to the recording.
+    assert [(w.text, round(w.start, 6), round(w.end, 6)) for w in first] == [
+        (" 하나", 5.2, 6.0),
+        (" 둘", 8.5, 9.0),
+        (" 넷", 9.0, 9.0),
+    ]
+    assert [(w.text, round(w.start, 6), round(w.end, 6)) for w in second] == [(" 셋", 20.4, 21.0)]
+
+
+def spans_with_words(texts_per_second):
+    spans = [engine.Span(i * 10.0, i * 10.0 + 5.0, ((i * 10.0, i * 10.0 + 5.0),)) for i in range(4)]
+    evidence = Evidence(-0.2, 0.01, 1.2)
+    words = {
+        span.bounds: [
+            Word(" " + "가" * rate, span.start + k, span.start + k + 1, 0.9, evidence)
+            for k in range(5)
+        ]
+        if rate
+        else []
+        for span, rate in zip(spans, texts_per_second, strict=True)
+    }
+    return spans, words
+
+
+def test_a_packed_span_with_missing_or_cut_text_is_short():
+    spans, words = spans_with_words([6, 6, 6, 6])
+    assert engine._short(words, spans) == set()
+    spans, words = spans_with_words([6, 2, 0, 6])
+    assert engine._short(words, spans) == {spans[1].bounds, spans[2].bounds}
 
 
 def test_each_decoded_line_goes_to_exactly_one_clip_even_where_clips_touch():
@@ -89,11 +124,6 @@ def test_each_decoded_line_goes_to_exactly_one_clip_even_where_clips_touch():
     assert [x.text for x in first] == ["a", "b"] and [x.text for x in second] == ["c"]
     # A line a little before the first clip still belongs to it.
     assert [len(x) for x in engine._by_clip([line(-0.01, 1.0, "d")], clips)] == [1, 0]
-
-
-def test_a_line_is_clamped_into_its_own_utterance():
-    assert engine._clamp(9.8, 12.4, (10.0, 12.0)) == (10.0, 12.0)
-    assert engine._clamp(11.0, 10.5, (10.0, 12.0)) == (11.0, 11.0)
 
 
 @pytest.mark.slow
@@ -126,3 +156,86 @@ def test_packed_and_unpacked_decoding_agree_on_a_long_file(eval_clip, tmp_path, 
     assert np.isclose(
         len("".join(s.text for s in packed)), len("".join(s.text for s in alone)), rtol=0.15
     )
+
+
+def _damaged(segments, keep_until):
+    """Whisper's lines with every word after ``keep_until`` (window time) gone, as when it
+    ends a packed window early."""
+    out = []
+    for segment in segments:
+        words = [w for w in segment.words if w.start <= keep_until]
+        if words:
+            out.append(
+                SimpleNamespace(
+                    start=segment.start,
+                    end=words[-1].end,
+                    text="".join(w.word for w in words),
+                    avg_logprob=segment.avg_logprob,
+                    no_speech_prob=segment.no_speech_prob,
+                    compression_ratio=segment.compression_ratio,
+                    words=words,
+                )
+            )
+    return out
+
+
+@pytest.mark.slow
+def test_speech_whisper_dropped_from_a_packed_window_is_decoded_again(
+    eval_clip, tmp_path, settings, monkeypatch
+):
+    settings.STT_PACK_WINDOW_S = 28.0
+    clips = [eval_clip("ko_zeroth_104_003_0019"), eval_clip("ko_zeroth_104_003_0280")]
+    path, _spans = long_file_with_gaps(tmp_path / "two.wav", [c[0] for c in clips], gap_s=3.0)
+    reference = "".join(c[1]["reference_nospace"] for c in clips)
+    with open(path, "rb") as handle:
+        audio = decode_audio(handle)
+    regions = engine.speech_regions(audio)
+    assert len(engine.pack_regions(regions, 28.0, engine.PACK_GAP_S)) == 1  # one window
+
+    def run():
+        return [s for b in engine.transcribe_regions(audio, regions, "ko") for s in b.segments]
+
+    whole = run()
+    real_decode, calls = engine._decode, []
+
+    def decode_dropping_the_rest(audio_, clips_, language, size):
+        calls.append(clips_)
+        segments = real_decode(audio_, clips_, language, size)
+        # The first (packed) decode stops 5 s into the window: the end of the first
+        # clip and all of the second are lost, as Whisper sometimes does.
+        return _damaged(segments, keep_until=5.0) if len(calls) == 1 else segments
+
+    monkeypatch.setattr(engine, "_decode", decode_dropping_the_rest)
+    repaired = run()
+    assert len(calls) == 3  # packed; the empty span alone; the first span's tail alone
+
+    def words_of(segments):
+        return sum(len(s.text.split()) for s in segments)
+
+    text = "".join(s.text for s in repaired)
+    assert words_of(repaired) >= 0.95 * words_of(whole), (text, [s.text for s in whole])
+    assert cer(reference, text, numerals=True) < 0.2, text
+    for segment in repaired:
+        starts = [w["start"] for w in segment.words]
+        assert starts == sorted(starts)
+        assert all(segment.start - 0.01 <= s <= segment.end + 0.01 for s in starts)
+
+
+@pytest.mark.slow
+def test_a_sentence_with_pauses_comes_back_whole_with_word_timings(eval_clip):
+    path, entry = eval_clip("en_jfk_inaugural_11s")
+    with open(path, "rb") as handle:
+        audio = decode_audio(handle)
+    regions = engine.speech_regions(audio)
+    assert len(regions) >= 3  # the speaker pauses between the clauses
+    segments = [s for b in engine.transcribe_regions(audio, regions, "en") for s in b.segments]
+    text = " ".join(s.text for s in segments)
+    # One sentence, as plain faster-whisper writes it, not "ASK NOT! / What your country..."
+    assert len(segments) == 1, [s.text for s in segments]
+    assert text.count(".") + text.count("!") + text.count("?") == 1, text
+    assert "ask not what your country" in text.lower()
+    words = segments[0].words
+    assert "".join(w["word"] for w in words).strip() == segments[0].text
+    starts = [w["start"] for w in words]
+    assert starts == sorted(starts) and all(w["end"] >= w["start"] for w in words)
+    assert regions[0][0] - 0.01 <= starts[0] and words[-1]["end"] <= regions[-1][1] + 0.01

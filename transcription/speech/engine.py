@@ -1,11 +1,12 @@
 """The Whisper engine: one model per worker process, loaded lazily and reused.
 
-Audio is cut into utterances by Silero VAD (``speech_regions``), and the utterances
-are transcribed in batches through faster-whisper's ``BatchedInferencePipeline``
-with the utterances as clip timestamps. Compared with plain ``model.transcribe``
-this is faster on long recordings (silence is never decoded and several utterances
-share one encoder/decoder call) and it keeps timestamps honest: a segment can
-never span a silence gap, because no clip contains one.
+Audio is cut into utterances by Silero VAD (``speech_regions``). Utterances apart by short
+pauses are joined into spans and decoded together, real audio between them included, so a
+sentence keeps its context (case, punctuation) across a pause; spans are packed into shared
+windows and transcribed in batches through faster-whisper's ``BatchedInferencePipeline``.
+Every word comes back with its timing (``word_timestamps``): words are put back on the span
+they were spoken in, so no segment spans a long silence; speech left without words is
+decoded again; segments are cut from the words at sentence ends (``speech/words.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
+from transcription.speech.words import (
+    Evidence,
+    Word,
+    evidence_of,
+    join,
+    letters,
+    sentences,
+    speech_without_words,
+    splice,
+)
 from workers.gpu import cuda_device_count, resolve_runtime
 
 log = logging.getLogger(__name__)
@@ -194,15 +205,43 @@ def _window_audio(
     return np.concatenate(pieces).astype(np.float32, copy=False), placements
 
 
-def _result(segment, start: float, end: float) -> SegmentResult:
-    return SegmentResult(
-        start=round(start, 3),
-        end=round(max(end, start), 3),
-        text=segment.text.strip(),
-        avg_logprob=segment.avg_logprob,
-        no_speech_prob=segment.no_speech_prob,
-        compression_ratio=segment.compression_ratio,
-    )
+@dataclass(frozen=True)
+class Span:
+    """Utterances separated by short pauses, decoded together as they were spoken (the real
+    audio between them included), so Whisper sees a sentence whole across a pause."""
+
+    start: float
+    end: float
+    regions: tuple[tuple[float, float], ...]
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self.start, self.end)
+
+
+def join_regions(
+    regions: Sequence[tuple[float, float]], pause_s: float, max_s: float
+) -> list[Span]:
+    """Consecutive utterances whose pause is at most ``pause_s`` joined into spans of at most
+    ``max_s`` seconds (a single longer utterance stays a span of its own). ``pause_s`` 0
+    keeps every utterance apart."""
+    spans: list[Span] = []
+    current: list[tuple[float, float]] = []
+    for region in regions:
+        if (
+            current
+            and pause_s > 0
+            and region[0] - current[-1][1] <= pause_s
+            and region[1] - current[0][0] <= max_s
+        ):
+            current.append(region)
+            continue
+        if current:
+            spans.append(Span(current[0][0], current[-1][1], tuple(current)))
+        current = [region]
+    if current:
+        spans.append(Span(current[0][0], current[-1][1], tuple(current)))
+    return spans
 
 
 def _decode(audio: np.ndarray, clips: list[dict], language: str, size: int) -> list:
@@ -213,81 +252,114 @@ def _decode(audio: np.ndarray, clips: list[dict], language: str, size: int) -> l
         vad_filter=False,
         batch_size=size,
         beam_size=settings.WHISPER_BEAM_SIZE,
-        # Sub-segments inside an utterance make subtitle-sized lines, and their
-        # timestamps tell which utterance of a packed window a line belongs to.
+        # Timestamps tell which span of a packed window a word belongs to; word timings
+        # show speech left without words, and sentences are cut from them.
         without_timestamps=False,
+        word_timestamps=True,
     )
     return list(segments)
 
 
-def _letters(text: str) -> int:
-    return sum(1 for char in text if char.isalnum())
+def _word(word, shift: float, bounds: tuple[float, float], evidence: Evidence) -> Word:
+    """A faster-whisper word moved by ``shift`` onto the recording, kept inside ``bounds``."""
+    start = min(max(float(word.start) + shift, bounds[0]), bounds[1])
+    end = min(max(float(word.end) + shift, start), bounds[1])
+    return Word(word.word, start, end, float(word.probability), evidence)
 
 
-def _assign(segments, placements: Sequence[Placement]) -> tuple[dict, set]:
-    """Sort a window's segments to the utterances they cover. Returns the segments per
-    utterance and the utterances that cannot be trusted: a segment straddling two of them
-    (its line would span the silence between them)."""
-    by_region: dict[tuple[float, float], list] = {p.region: [] for p in placements}
-    suspect: set[tuple[float, float]] = set()
+def _place_words(segments: Sequence, layout: Sequence[Placement]) -> dict:
+    """A packed window's words, each on the span it was spoken in (the one holding its
+    middle, or the nearest), shifted onto the recording's timeline."""
+    placed: dict[tuple[float, float], list[Word]] = {p.region: [] for p in layout}
     for segment in segments:
-        overlaps = sorted(
-            ((min(p.end, segment.end) - max(p.start, segment.start), p) for p in placements),
-            key=lambda item: item[0],
-            reverse=True,
-        )
-        best_overlap, best = overlaps[0]
-        if best_overlap <= 0:
-            # A line in the silence between utterances: the nearest one owns it.
-            best = min(
-                placements,
-                key=lambda p: min(abs(segment.start - p.end), abs(segment.end - p.start)),
+        for word in segment.words or ():
+            middle = (word.start + word.end) / 2
+            owner = min(
+                layout,
+                key=lambda p: (
+                    0.0
+                    if p.start <= middle <= p.end
+                    else min(abs(middle - p.start), abs(middle - p.end))
+                ),
             )
-        elif len(overlaps) > 1 and overlaps[1][0] > STRADDLE_S:
-            suspect.update(p.region for _overlap, p in overlaps if _overlap > STRADDLE_S)
-        by_region[best.region].append(segment)
-    return by_region, suspect
+            shift = owner.region[0] - owner.start
+            placed[owner.region].append(_word(word, shift, owner.region, evidence_of(segment)))
+    for words in placed.values():
+        words.sort(key=lambda word: (word.start, word.end))
+    return placed
 
 
-def _truncated(by_region: dict, placements: Sequence[Placement], pad_s: float = 0.0) -> set:
-    """Utterances whose text is missing, much shorter than the rest of the batch speaks, or
-    ends (begins) well before (after) the utterance's speech does: Whisper sometimes ends a
-    packed window early and drops what follows, and a batched window is decoded once, with
-    no second pass from where it stopped. ``pad_s`` is the VAD pad around the speech."""
-    rates = {
-        p.region: _letters("".join(s.text for s in by_region[p.region])) / (p.end - p.start)
-        for p in placements
-    }
+def _decode_alone(
+    audio: np.ndarray, stretches: Sequence[tuple[float, float]], language: str, size: int
+) -> list[list[Word]]:
+    """Each stretch of the recording decoded as a clip of its own: its words, kept inside it."""
+    if not stretches:
+        return []
+    order = sorted(range(len(stretches)), key=lambda i: stretches[i])
+    clips = [{"start": stretches[i][0], "end": stretches[i][1]} for i in order]
+    found: list[list[Word]] = [[] for _ in stretches]
+    for index, segments in zip(
+        order, _by_clip(_decode(audio, clips, language, size), clips), strict=True
+    ):
+        bounds = stretches[index]
+        found[index] = [
+            _word(word, 0.0, bounds, evidence_of(segment))
+            for segment in segments
+            for word in segment.words or ()
+        ]
+    return found
+
+
+def _short(words: dict, spans: Sequence[Span]) -> set:
+    """Spans of a packed batch whose text is missing or much shorter than the rest of the
+    batch speaks: Whisper sometimes ends a packed window early and drops what follows."""
+    rates = {s.bounds: letters(join(words[s.bounds])) / (s.end - s.start) for s in spans}
     spoken = sorted(rate for rate in rates.values() if rate > 0)
     if not spoken:
         return set()
     reference = float(np.median(spoken)) if len(spoken) >= 3 else spoken[-1]
-    suspect = set()
-    for p in placements:
-        duration = p.end - p.start
-        missing = not by_region[p.region] and duration >= 0.5
-        short = duration >= 1.5 and rates[p.region] < TRUNCATED_RATE_SHARE * reference
-        lines = by_region[p.region]
-        uncovered = bool(lines) and (
-            (p.end - pad_s) - lines[-1].end > UNCOVERED_S
-            or lines[0].start - (p.start + pad_s) > UNCOVERED_S
-        )
-        if missing or short or uncovered:
-            suspect.add(p.region)
-    return suspect
+    short = set()
+    for span in spans:
+        duration = span.end - span.start
+        missing = not words[span.bounds] and duration >= 0.5
+        if missing or (duration >= 1.5 and rates[span.bounds] < TRUNCATED_RATE_SHARE * reference):
+            short.add(span.bounds)
+    return short
 
 
-# Packing: utterances share 30 s encoder windows (the encoder is most of the CPU cost),
+def _speech(span: Span, pad_s: float) -> list[tuple[float, float]]:
+    return [(s + pad_s, e - pad_s) for s, e in span.regions if e - pad_s > s + pad_s]
+
+
+def _segment(words: Sequence[Word]) -> SegmentResult:
+    # The line most of the words came from speaks for the sentence.
+    counts: dict[Evidence, int] = {}
+    for word in words:
+        counts[word.evidence] = counts.get(word.evidence, 0) + 1
+    evidence = max(counts, key=counts.get)
+    start = words[0].start
+    return SegmentResult(
+        start=round(start, 3),
+        end=round(max(words[-1].end, start), 3),
+        text=join(words),
+        avg_logprob=evidence.avg_logprob,
+        no_speech_prob=evidence.no_speech_prob,
+        compression_ratio=evidence.compression_ratio,
+        words=[word.as_dict() for word in words],
+    )
+
+
+# Packing: spans share 30 s encoder windows (the encoder is most of the CPU cost),
 # separated by enough silence for Whisper to start a new line at each.
 PACK_GAP_S = 2.0
 # A segment may start this much before its clip (float rounding of the clip bounds).
 CLIP_SLACK_S = 0.05
-# A line overlapping a second utterance by more than this straddles the gap between them.
-STRADDLE_S = 0.3
-# An utterance whose letters per second fall under this share of the batch's is redone.
+# A packed span whose letters per second fall under this share of the batch's is redone.
 TRUNCATED_RATE_SHARE = 0.6
-# ... and one whose lines leave this much of its speech uncovered at either end.
-UNCOVERED_S = 1.2
+# Speech (VAD's, pads off) this long with no word in it is decoded again on its own.
+UNCOVERED_S = 1.0
+# Joined spans stay inside one Whisper window.
+JOIN_MAX_S = 28.0
 
 
 def transcribe_regions(
@@ -295,15 +367,20 @@ def transcribe_regions(
 ) -> Iterator[BatchResult]:
     """Transcribe utterances in batches; yield each batch's segments as soon as it is done.
 
-    Consecutive utterances are packed into shared windows (``STT_PACK_WINDOW_S``), which
-    saves most of the encoder work on recordings of many short utterances. Every line
-    Whisper returns is placed back into the utterance it covers, so no line spans a pause.
-    An utterance whose lines cannot be placed, or whose text looks cut short, is decoded
-    again on its own, as it would be without packing.
+    Utterances apart by short pauses (``STT_JOIN_PAUSE_S``) are joined into spans and decoded
+    together, so sentences keep their context across pauses; spans are packed into shared
+    windows (``STT_PACK_WINDOW_S``), which saves most of the encoder work on recordings of
+    many short utterances. Every word comes back to the span it was spoken in, so nothing
+    spans a long pause. A packed span whose text is missing or cut short is decoded again
+    alone, and speech still left without words is decoded again by itself and its words
+    put in place: nothing said is lost silently. Segments are the spans' sentences.
     """
     get_model()
     size = batch_size()
-    windows = pack_regions(regions, settings.STT_PACK_WINDOW_S, PACK_GAP_S)
+    pad_s = settings.VAD_SPEECH_PAD_MS / 1000
+    spans = join_regions(regions, settings.STT_JOIN_PAUSE_S, JOIN_MAX_S)
+    by_bounds = {span.bounds: span for span in spans}
+    windows = pack_regions([span.bounds for span in spans], settings.STT_PACK_WINDOW_S, PACK_GAP_S)
     for first in range(0, len(windows), size):
         group = windows[first : first + size]
         pieces, clips, layouts, position = [], [], [], 0.0
@@ -318,46 +395,44 @@ def transcribe_regions(
             position += duration
         decoded = _decode(np.concatenate(pieces), clips, language, size)
 
-        by_region: dict[tuple[float, float], list] = {}
-        redo: set[tuple[float, float]] = set()
-        all_placements = [p for layout in layouts for p in layout]
+        words: dict[tuple[float, float], list[Word]] = {}
         for inside, layout in zip(_by_clip(decoded, clips), layouts, strict=True):
-            assigned, straddling = _assign(inside, layout)
-            by_region.update(assigned)
-            redo |= straddling  # empty unless the window holds two utterances or more
-        # Judged against the whole batch, redone only where packing could have cut the text.
-        pad_s = settings.VAD_SPEECH_PAD_MS / 1000
-        redo |= _truncated(by_region, all_placements, pad_s) & {
-            p.region for layout in layouts if len(layout) > 1 for p in layout
-        }
+            words.update(_place_words(inside, layout))
+        group_spans = [by_bounds[bounds] for window in group for bounds in window]
+        packed = [by_bounds[p.region] for layout in layouts if len(layout) > 1 for p in layout]
+        again = sorted(_short(words, group_spans) & {span.bounds for span in packed})
+        for bounds, found in zip(again, _decode_alone(audio, again, language, size), strict=True):
+            words[bounds] = found
 
-        results: list[SegmentResult] = []
-        for layout in layouts:
-            for p in layout:
-                if p.region in redo:
-                    continue
-                results.extend(_place(by_region[p.region], p))
-        redo_regions = sorted(redo)
-        for start in range(0, len(redo_regions), size):
-            alone = redo_regions[start : start + size]
-            clips = [{"start": s, "end": e} for s, e in alone]
-            for segments, region in zip(
-                _by_clip(_decode(audio, clips, language, size), clips), alone, strict=True
-            ):
-                for segment in segments:
-                    start_s, end_s = _clamp(segment.start, segment.end, region)
-                    results.append(_result(segment, start_s, end_s))
+        holes = [
+            (span.bounds, hole)
+            for span in group_spans
+            for hole in speech_without_words(
+                words[span.bounds], span.bounds, _speech(span, pad_s), UNCOVERED_S
+            )
+        ]
+        found = _decode_alone(audio, [hole for _bounds, hole in holes], language, size)
+        for (bounds, hole), more in zip(holes, found, strict=True):
+            log.debug("speech without words %.2f-%.2f s decoded again: %r", *hole, join(more))
+            words[bounds] = splice(words[bounds], more)
+
+        results = [
+            _segment(sentence) for span in group_spans for sentence in sentences(words[span.bounds])
+        ]
         results.sort(key=lambda r: (r.start, r.end))
         log.info(
-            "decoded %d utterances in %d windows; %d decoded again alone",
-            len(all_placements),
+            "decoded %d spans of %d utterances in %d windows; %d decoded again alone, "
+            "%d stretches without words decoded again",
+            len(group_spans),
+            sum(len(span.regions) for span in group_spans),
             len(group),
-            len(redo_regions),
+            len(again),
+            len(holes),
         )
         yield BatchResult(
             results,
             processed_until=group[-1][-1][1],
-            regions=list(region for window in group for region in window),
+            regions=[region for span in group_spans for region in span.regions],
         )
 
 
@@ -372,28 +447,3 @@ def _by_clip(segments: Sequence, clips: Sequence[dict]) -> list[list]:
         index = bisect.bisect_right(starts, segment.start) - 1
         out[max(index, 0)].append(segment)
     return out
-
-
-def _clamp(start: float, end: float, region: tuple[float, float]) -> tuple[float, float]:
-    """Keep a segment inside the utterance it came from: Whisper's last timestamp in a clip
-    can overshoot the clip's end by a few hundred milliseconds."""
-    region_start, region_end = region
-    start = min(max(start, region_start), region_end)
-    return start, min(max(end, start), region_end)
-
-
-def _place(segments: Sequence, placement: Placement) -> list[SegmentResult]:
-    """A packed utterance's lines on the recording's timeline: shifted from the window,
-    kept inside the utterance, the first starting and the last ending with it."""
-    region_start, region_end = placement.region
-    shift = region_start - placement.start
-    placed = []
-    for index, segment in enumerate(segments):
-        start = min(max(segment.start + shift, region_start), region_end)
-        end = min(max(segment.end + shift, start), region_end)
-        if index == 0:
-            start = region_start
-        if index == len(segments) - 1:
-            end = region_end
-        placed.append(_result(segment, start, end))
-    return placed
