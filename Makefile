@@ -69,3 +69,10 @@ bench-live: install-dev model
 # (stt_bench_search, filled once and reused; BENCH_ARGS="--refill" rebuilds it) (bench/search.py).
 bench-search: install-dev
 	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m bench.search $(BENCH_ARGS)
+
+# Whole, readable text (issue 14): every eval clip and the long bench files through the
+# pipeline in-process and plain faster-whisper with word timestamps; words, where the text
+# ends, similarity, CER against bench/baselines/, sentences, pauses spanned, word timings,
+# SRT cues (bench/readability.py). BENCH_ARGS="--only jfk,long" runs some files.
+bench-readability: install-dev model
+	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m bench.readability $(BENCH_ARGS)
