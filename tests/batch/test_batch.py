@@ -12,6 +12,7 @@ import webvtt
 from bench.cer import cer
 from tests.audio_files import long_file_with_gaps, write_wav
 from transcription.models import Transcript
+from transcription.web.subtitles import Cue, cue_violations
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -131,14 +132,22 @@ def test_exports_parse_with_real_subtitle_parsers(owner_client, stt_worker, eval
     assert srt.status_code == 200
     assert "attachment" in srt["Content-Disposition"]
     subs = pysrt.from_string(srt.content.decode())
-    assert [s.text.replace("\n", " ") for s in subs] == [s["text"] for s in segments]
-    assert abs(subs[0].start.ordinal / 1000 - segments[0]["start"]) < 0.002
+    # Subtitle cues (transcription/web/subtitles.py): the segments' text, cut by the cue rules,
+    # inside the time of the segments and their words (a last short cue may be held for up to
+    # a second).
+    said = " ".join(s["text"] for s in segments)
+    assert " ".join(s.text.replace("\n", " ") for s in subs) == said
+    cues = [Cue(s.start.ordinal / 1000, s.end.ordinal / 1000, s.text.split("\n")) for s in subs]
+    assert cue_violations(cues) == []
+    first_heard = min([segments[0]["start"]] + [w["start"] for w in segments[0]["words"] or []])
+    assert cues[0].start >= first_heard - 0.002
+    assert cues[-1].end <= segments[-1]["end"] + 1.0
     vtt_path = tmp_path / "t.vtt"
     vtt_path.write_bytes(owner_client.get(done["exports"]["vtt"]).content)
     captions = webvtt.read(str(vtt_path))
-    assert [c.text.replace("\n", " ") for c in captions] == [s["text"] for s in segments]
+    assert [c.text.split("\n") for c in captions] == [cue.lines for cue in cues]
     h, m, sec = captions[-1].end.split(":")
-    assert abs(int(h) * 3600 + int(m) * 60 + float(sec) - segments[-1]["end"]) < 0.002
+    assert abs(int(h) * 3600 + int(m) * 60 + float(sec) - cues[-1].end) < 0.002
     txt = owner_client.get(done["exports"]["txt"]).content.decode()
     assert segments[0]["text"] in txt
     data = owner_client.get(done["exports"]["json"]).json()

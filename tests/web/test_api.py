@@ -251,8 +251,9 @@ def test_export(cast, history):
     assert response.status_code == 200
     assert "attachment" in response["Content-Disposition"]
     subs = pysrt.from_string(response.content.decode())
+    # A subtitle line holds 20 characters of Korean: the 21 of the first segment take two.
     assert [s.text for s in subs] == [
-        "삼성전자의 새 공장이 평택에 들어섭니다",
+        "삼성전자의 새 공장이\n평택에 들어섭니다",
         "엔비디아 H100 서버 증설",
     ]
     bad = client_for(cast.owner).get(
@@ -434,6 +435,8 @@ def test_schema_is_valid_openapi_and_documents_every_endpoint(owner_client):
     assert {"category", "date_from", "date_to", "source", "limit"} <= params
     export = {p["name"]: p for p in paths["/api/transcripts/{id}/export"]["get"]["parameters"]}
     assert set(export["format"]["schema"]["enum"]) == {"srt", "vtt", "txt", "json"}
+    assert export["max_chars"]["schema"]["type"] == "integer"
+    assert export["max_duration"]["schema"]["type"] == "number"
     page = schema["components"]["schemas"]["PaginatedTranscriptListItemList"]
     assert {"count", "count_exact", "next", "previous", "results"} <= set(page["properties"])
     schemes = schema["components"]["securitySchemes"]

@@ -216,12 +216,14 @@ def test_find_by_another_word_form_play_a_segment_and_export_srt(eval_clip, medi
         assert page.locator(".segment.playing").count() == 1
         assert 206 in audio_statuses  # the browser could seek: byte ranges were served
 
-        # Export SRT: a download that parses, with the segments' text.
+        # Export SRT: a download that parses, with the segments' text (in subtitle lines of
+        # at most 20 characters of Korean).
         with page.expect_download() as info:
             page.click("a.button:has-text('SRT')")
         srt = info.value.path().read_text(encoding="utf-8")
         subs = pysrt.from_string(srt)
-        assert [s.text for s in subs] == texts
+        assert [s.text.replace("\n", " ") for s in subs] == texts
+        assert all(len(line) <= 20 for s in subs for line in s.text.split("\n"))
         assert abs(subs[1].start.ordinal / 1000 - second.start) < 0.002
         assert dialogs == []
 

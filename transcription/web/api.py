@@ -22,7 +22,13 @@ from transcription.access import visible_transcripts
 from transcription.batch.uploads import UploadRejected, check_size, create_upload
 from transcription.search import matching_segments
 from transcription.web.audio import audio_response
-from transcription.web.exports import FORMATS, render
+from transcription.web.exports import (
+    FORMATS,
+    MAX_CHARS_RANGE,
+    MAX_DURATION_RANGE,
+    render,
+    subtitle_limits,
+)
 from transcription.web.payloads import (
     TranscriptDetailSerializer,
     TranscriptListItemSerializer,
@@ -175,7 +181,20 @@ class TranscriptExport(APIView):
         parameters=[
             OpenApiParameter(
                 "format", str, enum=list(FORMATS), default="txt", description="Export format"
-            )
+            ),
+            OpenApiParameter(
+                "max_chars",
+                int,
+                description="SRT/VTT: characters a subtitle line holds, "
+                f"{MAX_CHARS_RANGE[0]} to {MAX_CHARS_RANGE[1]} "
+                "(default 42 for Latin text, 20 for Korean)",
+            ),
+            OpenApiParameter(
+                "max_duration",
+                float,
+                description="SRT/VTT: seconds a subtitle cue may last, "
+                f"{MAX_DURATION_RANGE[0]:g} to {MAX_DURATION_RANGE[1]:g} (default 7)",
+            ),
         ],
         responses={
             (200, "application/x-subrip"): OpenApiTypes.STR,
@@ -203,7 +222,11 @@ class TranscriptExport(APIView):
         ]
         try:
             content, content_type, extension = render(
-                fmt, meta, transcript.segments.all(), keywords
+                fmt,
+                meta,
+                transcript.segments.all(),
+                keywords,
+                **subtitle_limits(request.query_params),
             )
         except ValueError as exc:
             return Response({"error": str(exc)}, status=400)

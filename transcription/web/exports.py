@@ -2,7 +2,8 @@
 
 Plain functions over plain data: segments are anything with ``start``, ``end`` and ``text``
 (model rows, faster-whisper segments, dicts), so the same code serves the download view,
-the REST API and tests without a database.
+the REST API and tests without a database. SRT and WebVTT are cut into subtitle cues
+(subtitles.py); TXT and JSON keep one entry per segment.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from transcription.web.subtitles import Cue, build_cues
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,11 @@ FORMATS: dict[str, ExportFormat] = {
 }
 
 _META_FIELDS = ("id", "title", "language", "duration", "source", "status", "created_at")
-_BLANK_LINES = re.compile(r"\n\s*\n+")
 _ARROW = re.compile(r"--+>")
+# The subtitle limits a caller may choose (query string ?max_chars=&max_duration=).
+MAX_CHARS_RANGE = (10, 200)
+MAX_DURATION_RANGE = (1.0, 30.0)
+DEFAULT_MAX_DURATION = 7.0
 
 
 def _field(item: Any, name: str, default: Any = None) -> Any:
@@ -64,16 +70,6 @@ def format_timestamp(seconds: float, decimal_marker: str = ",") -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_marker}{ms:03d}"
 
 
-def _cue_lines(text: str) -> str:
-    """Cue text that cannot break the file: no blank lines, no arrows, no edge whitespace."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
-    # A blank line ends a cue in both formats; what follows would be read as a new cue.
-    text = _BLANK_LINES.sub("\n", text)
-    # A line with "-->" is read as a timing line.
-    text = _ARROW.sub("→", text)
-    return "\n".join(line.strip() for line in text.split("\n"))
-
-
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -85,17 +81,22 @@ def _times(segment: Any) -> tuple[float, float]:
     return start, max(start, end)
 
 
-def render_srt(segments: Iterable[Any]) -> str:
-    """SubRip: numbered cues, comma decimal marker. Segments with no text are skipped."""
+def _cue_text(cue: Cue) -> str:
+    # Cue lines never hold a line break (a blank line would end the cue); a "-->" in one
+    # would be read as a timing line.
+    return "\n".join(_ARROW.sub("→", line) for line in cue.lines)
+
+
+def render_srt(
+    segments: Iterable[Any], *, max_chars: int | None = None, max_duration: float = 7.0
+) -> str:
+    """SubRip: numbered subtitle cues (subtitles.build_cues), comma decimal marker."""
     blocks = []
-    for segment in segments:
-        text = _cue_lines(str(_field(segment, "text", "") or ""))
-        if not text:
-            continue  # an empty cue would read as the end of the previous one
-        start, end = _times(segment)
-        blocks.append(
-            f"{len(blocks) + 1}\n{format_timestamp(start)} --> {format_timestamp(end)}\n{text}\n"
-        )
+    for number, cue in enumerate(
+        build_cues(segments, max_chars=max_chars, max_duration=max_duration), start=1
+    ):
+        timing = f"{format_timestamp(cue.start)} --> {format_timestamp(cue.end)}"
+        blocks.append(f"{number}\n{timing}\n{_cue_text(cue)}\n")
     return "\n".join(blocks)
 
 
@@ -104,19 +105,22 @@ def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_vtt(segments: Iterable[Any], title: str | None = None) -> str:
-    """WebVTT: ``WEBVTT`` header (with the title on it, if any), dot decimal marker."""
+def render_vtt(
+    segments: Iterable[Any],
+    title: str | None = None,
+    *,
+    max_chars: int | None = None,
+    max_duration: float = 7.0,
+) -> str:
+    """WebVTT: ``WEBVTT`` header (with the title on it, if any), subtitle cues, dot decimal
+    marker."""
     header = "WEBVTT"
     if title:
         header += " - " + _ARROW.sub("→", _one_line(title))
     blocks = [header + "\n"]
-    for segment in segments:
-        text = _cue_lines(str(_field(segment, "text", "") or ""))
-        if not text:
-            continue
-        start, end = _times(segment)
-        timing = f"{format_timestamp(start, '.')} --> {format_timestamp(end, '.')}"
-        blocks.append(f"{timing}\n{_vtt_escape(text)}\n")
+    for cue in build_cues(segments, max_chars=max_chars, max_duration=max_duration):
+        timing = f"{format_timestamp(cue.start, '.')} --> {format_timestamp(cue.end, '.')}"
+        blocks.append(f"{timing}\n{_vtt_escape(_cue_text(cue))}\n")
     return "\n".join(blocks)
 
 
@@ -206,24 +210,60 @@ def render(
     keywords: Iterable[Any] | None = None,
     *,
     timestamps: bool = False,
+    max_chars: int | None = None,
+    max_duration: float | None = None,
 ) -> tuple[str, str, str]:
     """Render in ``fmt`` (srt, vtt, txt, json): returns (content, content_type, extension).
 
     ``transcript_meta`` is a mapping or an object with id, title, language, duration;
-    ``timestamps`` applies to txt only. Raises ValueError naming the formats on offer.
+    ``timestamps`` applies to txt only, ``max_chars`` (characters a subtitle line holds, by
+    default 42 for Latin text and 20 for Korean) and ``max_duration`` (seconds a cue lasts,
+    by default 7) to srt and vtt only. Raises ValueError naming the formats on offer.
     """
     key = (fmt or "").strip().lower()
     if key not in FORMATS:
         allowed = ", ".join(FORMATS)
         raise ValueError(f"unknown export format {fmt!r}; choose one of: {allowed}")
     segments = list(segments)
+    if max_duration is None:
+        max_duration = DEFAULT_MAX_DURATION
+    limits = {"max_chars": max_chars, "max_duration": max_duration}
     if key == "srt":
-        content = render_srt(segments)
+        content = render_srt(segments, **limits)
     elif key == "vtt":
-        content = render_vtt(segments, title=_field(transcript_meta, "title"))
+        content = render_vtt(segments, title=_field(transcript_meta, "title"), **limits)
     elif key == "txt":
         content = render_txt(segments, timestamps=timestamps)
     else:
         content = render_json(transcript_meta, segments, keywords)
     spec = FORMATS[key]
     return content, spec.content_type, spec.file_extension
+
+
+def subtitle_limits(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``max_chars`` and ``max_duration`` for ``render`` from query parameters: absent or
+    empty means the default. Raises ValueError naming the parameter and its allowed range."""
+    limits: dict[str, Any] = {}
+    raw = str(params.get("max_chars") or "").strip()
+    if raw:
+        low, high = MAX_CHARS_RANGE
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise ValueError(f"max_chars must be a whole number from {low} to {high}, got {raw!r}")
+        limits["max_chars"] = value
+    raw = str(params.get("max_duration") or "").strip()
+    if raw:
+        low, high = MAX_DURATION_RANGE
+        try:
+            seconds = float(raw)
+        except ValueError:
+            seconds = math.nan
+        if not low <= seconds <= high:  # NaN compares false: refused too
+            raise ValueError(
+                f"max_duration must be a number of seconds from {low:g} to {high:g}, got {raw!r}"
+            )
+        limits["max_duration"] = seconds
+    return limits
