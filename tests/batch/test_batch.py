@@ -120,6 +120,22 @@ def test_timestamps_follow_the_speech_on_a_long_file(owner_client, stt_worker, t
         assert abs(covering[-1]["end"] - end) <= 0.5
     indexes = [s["index"] for s in segments]
     assert indexes == list(range(len(segments)))
+    # Word timings: every word starts inside its segment, in order across the transcript.
+    starts = []
+    for segment in segments:
+        assert segment["words"], segment
+        assert "".join(w["word"] for w in segment["words"]).strip() == segment["text"]
+        for word in segment["words"]:
+            assert segment["start"] <= word["start"] <= word["end"] <= segment["end"], segment
+            starts.append(word["start"])
+    assert starts == sorted(starts)
+    # Every subtitle cue of the file keeps the cue rules and lies inside one stretch of speech.
+    subs = pysrt.from_string(owner_client.get(done["exports"]["srt"]).content.decode())
+    cues = [Cue(s.start.ordinal / 1000, s.end.ordinal / 1000, s.text.split("\n")) for s in subs]
+    assert len(cues) >= len(segments)
+    assert cue_violations(cues) == []
+    for cue in cues:
+        assert any(a - 1.0 <= cue.start and cue.end <= b + 1.0 for a, b in spans), cue
 
 
 def test_exports_parse_with_real_subtitle_parsers(owner_client, stt_worker, eval_clip, tmp_path):

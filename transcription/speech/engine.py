@@ -353,15 +353,17 @@ def _segment(words: Sequence[Word]) -> SegmentResult:
     for word in words:
         counts[word.evidence] = counts.get(word.evidence, 0) + 1
     evidence = max(counts, key=counts.get)
-    start = words[0].start
+    stored = [word.as_dict() for word in words]
+    # The segment's bounds are its words' as stored, so no word lies outside its segment.
+    start = stored[0]["start"]
     return SegmentResult(
-        start=round(start, 3),
-        end=round(max(words[-1].end, start), 3),
+        start=start,
+        end=max(stored[-1]["end"], start),
         text=join(words),
         avg_logprob=evidence.avg_logprob,
         no_speech_prob=evidence.no_speech_prob,
         compression_ratio=evidence.compression_ratio,
-        words=[word.as_dict() for word in words],
+        words=stored,
     )
 
 
