@@ -244,22 +244,6 @@ def join_regions(
     return spans
 
 
-def widen(spans: Sequence[Span], extra_s: float, duration: float) -> list[Span]:
-    """Spans with ``extra_s`` more audio on each side, up to halfway to the next span and
-    within the recording: Whisper hears a word's first and last sounds better with a little
-    room around them (faster-whisper's own VAD leaves 400 ms; ours pads 200 ms for live)."""
-    if extra_s <= 0:
-        return list(spans)
-    out = []
-    for index, span in enumerate(spans):
-        low = (spans[index - 1].end + span.start) / 2 if index else 0.0
-        high = (span.end + spans[index + 1].start) / 2 if index + 1 < len(spans) else duration
-        start = max(span.start - extra_s, low, 0.0)
-        end = min(span.end + extra_s, max(high, span.end))
-        out.append(Span(min(start, span.start), max(end, span.end), span.regions))
-    return out
-
-
 def _decode(audio: np.ndarray, clips: list[dict], language: str, size: int) -> list:
     segments, _info = _pipeline.transcribe(
         audio,
@@ -378,8 +362,6 @@ TRUNCATED_RATE_SHARE = 0.6
 UNCOVERED_S = 1.0
 # Joined spans stay inside one Whisper window.
 JOIN_MAX_S = 28.0
-# Audio around the speech a span is decoded with (VAD's pad included).
-DECODE_PAD_S = 0.4
 
 
 def transcribe_regions(
@@ -398,11 +380,7 @@ def transcribe_regions(
     get_model()
     size = batch_size()
     pad_s = settings.VAD_SPEECH_PAD_MS / 1000
-    spans = widen(
-        join_regions(regions, settings.STT_JOIN_PAUSE_S, JOIN_MAX_S),
-        DECODE_PAD_S - pad_s,
-        len(audio) / SAMPLE_RATE,
-    )
+    spans = join_regions(regions, settings.STT_JOIN_PAUSE_S, JOIN_MAX_S)
     by_bounds = {span.bounds: span for span in spans}
     windows = pack_regions([span.bounds for span in spans], settings.STT_PACK_WINDOW_S, PACK_GAP_S)
     for first in range(0, len(windows), size):
