@@ -27,11 +27,33 @@ from transcription.speech.hallucination import filter_segments
 log = logging.getLogger(__name__)
 # Interim text is replaced a second later: speed over the last bit of accuracy.
 PARTIAL_BEAM_SIZE = 1
+# Earlier finals read for a final's prompt; the prompt keeps the last sentences that fit
+# (utterance.PROMPT_MAX_TOKENS), which a few finals always fill.
+CONTEXT_FINALS = 6
 
 
 def _audio(key: str) -> np.ndarray | None:
     data = store.take_audio(key)
     return None if data is None else np.frombuffer(data, dtype=np.float32)
+
+
+def _previous_finals(session: str, index: int) -> list[str]:
+    """The texts of the session's latest stored finals before utterance ``index``, most
+    recent last: the context a final is decoded with."""
+    texts = (
+        Segment.objects.filter(transcript_id=session, index__lt=index)
+        .order_by("-index")
+        .values_list("text", flat=True)[:CONTEXT_FINALS]
+    )
+    return list(reversed(texts))
+
+
+def _words(kept: list) -> list[dict] | None:
+    # Only a full word list joins back into the text; a segment whose loop the filter
+    # collapsed has none.
+    if not kept or any(result.words is None for result in kept):
+        return None
+    return [word for result in kept for word in result.words]
 
 
 def transcribe_utterance(job: UtteranceJob) -> Segment | None:
@@ -65,9 +87,17 @@ def transcribe_utterance(job: UtteranceJob) -> Segment | None:
         return None
     if not early_key:
         store.supersede_partials(session, index)
-    results, used_language = utterance.transcribe_clip(audio, job.language, offset=start)
+    results, used_language = utterance.transcribe_clip(
+        audio,
+        job.language,
+        offset=start,
+        end=end,
+        context=_previous_finals(session, index),
+        word_timestamps=True,
+    )
     kept = filter_segments(results, speech_spans=[(start, end)])
     text = " ".join(r.text for r in kept).strip()
+    words = _words(kept) if text else None
     computed_at = time.time()
     waited = 0.0
     if early_key:
@@ -94,6 +124,7 @@ def transcribe_utterance(job: UtteranceJob) -> Segment | None:
                     "text": text,
                     "avg_logprob": first.avg_logprob,
                     "no_speech_prob": first.no_speech_prob,
+                    "words": words,
                 },
             )
             Transcript.objects.filter(pk=session, language="").update(language=used_language)
@@ -107,6 +138,7 @@ def transcribe_utterance(job: UtteranceJob) -> Segment | None:
         start=start,
         end=end,
         text=text,
+        words=words,
         language=used_language,
         confidence=round(confidence, 3) if confidence is not None else None,
         device=device,
@@ -134,6 +166,7 @@ def transcribe_partial(job: PartialJob) -> str | None:
     store.drop_audio(job.audio_key)
     if audio is None:
         return None
+    # Without the session's context or word timings: see speech/utterance.py.
     results, _language = utterance.transcribe_clip(
         audio, job.language, offset=job.start, beam_size=PARTIAL_BEAM_SIZE
     )
