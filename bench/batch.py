@@ -51,7 +51,7 @@ from bench.batch_report import BenchFile, describe, report, summarise_file
 from bench.common import free_port, raise_interrupt, wait_until_quiet
 from bench.harness import (
     children_pids,
-    drop_database,
+    drop_bench_database,
     log_tail,
     open_database,
     prepare_environment,
@@ -417,6 +417,24 @@ class Engine:
 # --- files -----------------------------------------------------------------------------
 
 
+def long_arrangements(
+    clips: list, copies: int, gap_s: float, shuffled: int
+) -> list[tuple[str, list, float]]:
+    """The long files as (id, clips in order, gap): every clip ``copies`` times in order,
+    ``gap_s`` apart, then ``shuffled`` seeded shuffles with gaps from SHUFFLED_GAPS_S.
+
+    One arrangement is a handful of words: 1 CER point of the long file is five characters,
+    and where a 30 s window happens to fall decides a few. More orders and gaps (fixed by
+    their seed, so every run builds the same files) make the comparison mean something."""
+    arrangements = [(LONG_ID, clips * copies, gap_s)]
+    for seed in range(1, shuffled + 1):
+        rng = random.Random(seed)
+        order = clips * copies
+        rng.shuffle(order)
+        arrangements.append((f"long_ko_mix{seed}", order, rng.choice(SHUFFLED_GAPS_S)))
+    return arrangements
+
+
 def load_files(
     workdir: Path, copies: int, gap_s: float, shuffled: int = 0
 ) -> tuple[list[BenchFile], Path]:
@@ -444,16 +462,7 @@ def load_files(
             )
         )
     korean = [f for f in files if f.kind == "ko"]
-    # One arrangement is a handful of words: 1 CER point of the long file is five characters,
-    # and where a 30 s window happens to fall decides a few. More orders and gaps (fixed by
-    # their seed, so every run builds the same files) make the comparison mean something.
-    arrangements = [(LONG_ID, korean * copies, gap_s)]
-    for seed in range(1, shuffled + 1):
-        rng = random.Random(seed)
-        order = korean * copies
-        rng.shuffle(order)
-        arrangements.append((f"long_ko_mix{seed}", order, rng.choice(SHUFFLED_GAPS_S)))
-    for file_id, order, gap in arrangements:
+    for file_id, order, gap in long_arrangements(korean, copies, gap_s, shuffled):
         long_path, _spans = long_file_with_gaps(
             workdir / f"{file_id}.wav", [f.path for f in order], gap_s=gap, lead_s=1.0
         )
@@ -590,14 +599,7 @@ def run(args: argparse.Namespace) -> int:
                 platform.remove_leftovers()
         stop_all()
         if database_made and not args.keep_db:
-            with contextlib.suppress(Exception):
-                from django.db import connections
-
-                connections.close_all()
-            try:
-                drop_database(base_db, args.db_name)
-            except Exception as exc:  # noqa: BLE001 - leave a note, not a traceback
-                print(f"could not drop database {args.db_name}: {exc}", file=sys.stderr)
+            drop_bench_database(base_db, args.db_name)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -13,6 +13,7 @@ import os
 import secrets
 import signal
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,19 @@ def ensure_database(database_url: str, name: str, *, fresh: bool = False) -> tup
 def drop_database(database_url: str, name: str) -> None:
     with _admin_connect(database_url) as conn:
         _drop(conn, name)
+
+
+def drop_bench_database(database_url: str, name: str) -> None:
+    """Drop the bench's throw-away database at the end of a run: this process's Django
+    connections closed first; a failure is a note on stderr, not a traceback."""
+    with contextlib.suppress(Exception):
+        from django.db import connections
+
+        connections.close_all()
+    try:
+        drop_database(database_url, name)
+    except Exception as exc:  # noqa: BLE001 - leave a note, not a traceback
+        print(f"could not drop database {name}: {exc}", file=sys.stderr)
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,9 @@ issue's targets (scoring and report: ``bench/readability_report.py``, tested in
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -41,7 +39,7 @@ from pathlib import Path
 
 from bench.common import raise_interrupt
 from bench.harness import (
-    drop_database,
+    drop_bench_database,
     open_database,
     prepare_environment,
     server_name,
@@ -84,7 +82,7 @@ def load_files(workdir: Path, copies: int, gap_s: float, shuffled: int) -> list[
     """Every clip of the evaluation set, then the long files of bench/batch.py: the Korean
     clips ``copies`` times in order ``gap_s`` apart and ``shuffled`` seeded shuffles, built
     by the same builder with the same seeds, with where each clip's speech lies."""
-    from bench.batch import LONG_ID, SHUFFLED_GAPS_S
+    from bench.batch import long_arrangements
     from tests.audio_files import long_file_with_gaps
 
     manifest = EVAL_DIR / "manifest.jsonl"
@@ -107,13 +105,7 @@ def load_files(workdir: Path, copies: int, gap_s: float, shuffled: int) -> list[
         )
     korean = [f for f in files if f["kind"] == "ko"]
     # bench/batch.py's arrangements, so that the long files are the same ones.
-    arrangements = [(LONG_ID, korean * copies, gap_s)]
-    for seed in range(1, shuffled + 1):
-        rng = random.Random(seed)
-        order = korean * copies
-        rng.shuffle(order)
-        arrangements.append((f"long_ko_mix{seed}", order, rng.choice(SHUFFLED_GAPS_S)))
-    for file_id, order, gap in arrangements:
+    for file_id, order, gap in long_arrangements(korean, copies, gap_s, shuffled):
         path, spans = long_file_with_gaps(
             workdir / f"{file_id}.wav", [f["path"] for f in order], gap_s=gap, lead_s=1.0
         )
@@ -379,14 +371,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         if database_made and not args.keep_db:
-            with contextlib.suppress(Exception):
-                from django.db import connections
-
-                connections.close_all()
-            try:
-                drop_database(base_db, args.db_name)
-            except Exception as exc:  # noqa: BLE001 - leave a note, not a traceback
-                print(f"could not drop database {args.db_name}: {exc}", file=sys.stderr)
+            drop_bench_database(base_db, args.db_name)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
