@@ -272,6 +272,7 @@ def _place_words(segments: Sequence, layout: Sequence[Placement]) -> dict:
     middle, or the nearest), shifted onto the recording's timeline."""
     placed: dict[tuple[float, float], list[Word]] = {p.region: [] for p in layout}
     for segment in segments:
+        evidence = evidence_of(segment)
         for word in segment.words or ():
             middle = (word.start + word.end) / 2
             owner = min(
@@ -283,7 +284,7 @@ def _place_words(segments: Sequence, layout: Sequence[Placement]) -> dict:
                 ),
             )
             shift = owner.region[0] - owner.start
-            placed[owner.region].append(_word(word, shift, owner.region, evidence_of(segment)))
+            placed[owner.region].append(_word(word, shift, owner.region, evidence))
     for words in placed.values():
         words.sort(key=lambda word: (word.start, word.end))
     return placed

@@ -34,6 +34,7 @@ from django.conf import settings
 from transcription.speech import engine
 from transcription.speech.engine import SAMPLE_RATE, SegmentResult
 from transcription.speech.hallucination import DEFAULT_CONFIG, compact
+from transcription.speech.words import stored_word
 
 log = logging.getLogger(__name__)
 
@@ -252,14 +253,7 @@ def timeline_words(words: Sequence | None, offset: float, end: float) -> list[di
     for word in words or ():
         start = min(max(round(float(word.start) + offset, 2), previous, low), high)
         stop = min(max(round(float(word.end) + offset, 2), start), high)
-        out.append(
-            {
-                "word": word.word,
-                "start": start,
-                "end": stop,
-                "probability": round(float(word.probability), 3),
-            }
-        )
+        out.append(stored_word(word.word, start, stop, word.probability))
         previous = stop
     return out
 

@@ -47,12 +47,18 @@ class Word:
     evidence: Evidence
 
     def as_dict(self) -> dict:
-        return {
-            "word": self.text,
-            "start": round(self.start, 2),
-            "end": round(self.end, 2),
-            "probability": round(self.probability, 3),
-        }
+        return stored_word(self.text, self.start, self.end, self.probability)
+
+
+def stored_word(text: str, start: float, end: float, probability: float) -> dict:
+    """A word as ``Segment.words`` stores it and the API and events send it: plain floats,
+    times to 10 ms, probability to 3 places (batch and live alike)."""
+    return {
+        "word": text,
+        "start": round(float(start), 2),
+        "end": round(float(end), 2),
+        "probability": round(float(probability), 3),
+    }
 
 
 def evidence_of(segment) -> Evidence:
