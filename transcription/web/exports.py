@@ -244,26 +244,18 @@ def subtitle_limits(params: Mapping[str, Any]) -> dict[str, Any]:
     """``max_chars`` and ``max_duration`` for ``render`` from query parameters: absent or
     empty means the default. Raises ValueError naming the parameter and its allowed range."""
     limits: dict[str, Any] = {}
-    raw = str(params.get("max_chars") or "").strip()
-    if raw:
-        low, high = MAX_CHARS_RANGE
+    for name, parse, (low, high), what in (
+        ("max_chars", int, MAX_CHARS_RANGE, "a whole number"),
+        ("max_duration", float, MAX_DURATION_RANGE, "a number of seconds"),
+    ):
+        raw = str(params.get(name) or "").strip()
+        if not raw:
+            continue
         try:
-            value = int(raw)
+            value = parse(raw)
         except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            raise ValueError(f"max_chars must be a whole number from {low} to {high}, got {raw!r}")
-        limits["max_chars"] = value
-    raw = str(params.get("max_duration") or "").strip()
-    if raw:
-        low, high = MAX_DURATION_RANGE
-        try:
-            seconds = float(raw)
-        except ValueError:
-            seconds = math.nan
-        if not low <= seconds <= high:  # NaN compares false: refused too
-            raise ValueError(
-                f"max_duration must be a number of seconds from {low:g} to {high:g}, got {raw!r}"
-            )
-        limits["max_duration"] = seconds
+            value = math.nan
+        if not low <= value <= high:  # NaN compares false: refused too
+            raise ValueError(f"{name} must be {what} from {low:g} to {high:g}, got {raw!r}")
+        limits[name] = value
     return limits
