@@ -216,6 +216,10 @@ KEYWORD_BACKEND = envchoice("KEYWORD_BACKEND", "auto", ("auto", "vllm", "embedde
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "/media/"
 UPLOAD_MAX_MB = envint("UPLOAD_MAX_MB", 500, minimum=1)
+# The longest recording taken (seconds of audio, 4 h by default). Work grows with the length,
+# not the bytes: 13.5 MB of Opus holds ten hours. Checked on the header at upload and again
+# on the decoded samples in the worker, as a header can lie.
+UPLOAD_MAX_DURATION_S = envint("UPLOAD_MAX_DURATION_S", 4 * 3600, minimum=1)
 # Uploads per user, e.g. 60/hour (second, minute, hour or day).
 UPLOAD_RATE_LIMIT = envstr("UPLOAD_RATE_LIMIT", "60/hour")
 if not re.fullmatch(r"\d+/(second|minute|hour|day)", UPLOAD_RATE_LIMIT):

@@ -124,6 +124,8 @@ class TranscriptAdmin(admin.ModelAdmin):
                     processed_s=0.0,
                     error="",
                     error_code="",
+                    warning="",
+                    attempts=0,
                     task_id=task_id,
                     started_at=None,
                     finished_at=None,

@@ -32,6 +32,7 @@ class Transcript(models.Model):
         # What was sent is at fault.
         NOT_AUDIO = "not_audio", "Not an audio or video file"
         DECODE_FAILED = "decode_failed", "The audio could not be decoded"
+        TOO_LONG = "too_long", "The recording is longer than the limit"
         # The server is.
         NO_AUDIO = "no_audio", "The stored audio is missing"
         TIME_LIMIT = "time_limit", "The transcription took too long"
@@ -55,6 +56,12 @@ class Transcript(models.Model):
     )
     error = models.TextField(blank=True)
     error_code = models.CharField(max_length=16, choices=ErrorCode.choices, blank=True)
+    warning = models.TextField(
+        blank=True, help_text="Something to know about a finished transcript (a truncated file)"
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times a worker has started on it"
+    )
     language = models.CharField(
         max_length=16, blank=True, help_text="Requested or detected language code, e.g. ko"
     )

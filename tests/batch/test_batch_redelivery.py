@@ -68,3 +68,32 @@ def test_worker_killed_mid_file_is_redelivered_without_duplicates(
         span for span in spans if any(span[0] - 0.5 <= s["start"] <= span[1] for s in segments)
     ]
     assert len(covered) == len(spans)
+
+
+def test_a_file_that_kills_its_worker_twice_is_failed_not_retried(
+    owner_client, tmp_path, eval_clip
+):
+    # The memory bomb of issue 12: the task is acknowledged late and redelivered when its
+    # worker dies, so a file that kills every worker that opens it came back forever.
+    assert not worker_heartbeats("stt"), "another stt worker could take the job"
+    clip, _ = eval_clip("ko_zeroth_104_003_0019")
+    path, _ = long_file_with_gaps(tmp_path / "long.wav", [clip] * 12, gap_s=2.0)
+    single = {"STT_BATCH_SIZE": "1", "STT_PACK_WINDOW_S": "0"}
+    with running_worker("stt", extra_env=single) as worker:
+        body = upload(owner_client, path).json()
+        for attempt in (1, 2):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                row = Transcript.objects.get(pk=body["id"])
+                if row.attempts == attempt and row.status == "running":
+                    break
+                time.sleep(0.1)
+            assert (row.attempts, row.status) == (attempt, "running"), worker.log
+            for child in psutil.Process(worker.pid).children(recursive=True):
+                os.kill(child.pid, signal.SIGKILL)
+        done = wait_done(owner_client, body["url"], timeout=120)
+        row = Transcript.objects.get(pk=body["id"])
+    assert done["status"] == "failed", done
+    assert done["error_code"] == "worker_lost"
+    assert "not tried again" in done["error"]
+    assert row.attempts == 2

@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.utils import timezone
 
-from transcription.batch.pipeline import claim, transcribe_transcript
+from transcription.batch.pipeline import MAX_ATTEMPTS, claim, transcribe_transcript
 from transcription.batch.sweeper import sweep_orphans
 from transcription.models import Segment, Transcript
 
@@ -103,3 +103,15 @@ def test_command_line_transcribes_and_stores(eval_clip, tmp_path):
     assert stored.status == "done" and stored.segments.exists()
     assert stored.keywords.exists()
     shutil.rmtree(out)
+
+
+def test_a_job_started_twice_without_finishing_is_failed_on_the_third_start(media):
+    row = Transcript.objects.create(source=Transcript.Source.UPLOAD, language="ko")
+    # Each start of the same task (a redelivery after its worker died) counts.
+    assert [claim(row.pk, "task-1") for _ in range(MAX_ATTEMPTS)] == [True] * MAX_ATTEMPTS
+    assert transcribe_transcript(row.pk, task_id="task-1") is None
+    row.refresh_from_db()
+    assert (row.status, row.error_code, row.attempts) == ("failed", "worker_lost", MAX_ATTEMPTS)
+    assert "not tried again" in row.error
+    # Another task's delivery does not take a job that is not queued.
+    assert claim(row.pk, "task-2") is False

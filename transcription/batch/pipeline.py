@@ -12,37 +12,64 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from transcription.models import Segment, Transcript
 from transcription.notify import NullNotifier, ProgressNotifier, segment_payload
 from transcription.speech import engine
-from transcription.speech.audio import AudioDecodeError, NotAudioError, decode_audio
+from transcription.speech.audio import (
+    AudioDecodeError,
+    AudioTooLongError,
+    NotAudioError,
+    decode_audio,
+    format_duration,
+)
 from transcription.speech.hallucination import filter_segments
 
 log = logging.getLogger(__name__)
 
 
+# Starts of one job. A task is acknowledged after its work and redelivered when its worker
+# dies, so a file that kills the worker (out of memory, a crash in native code) would come
+# back forever; the start after this many is refused and the transcript failed instead.
+MAX_ATTEMPTS = 2
+
+
 def claim(transcript_id, task_id: str = "") -> bool:
-    """Take the job. A redelivery of the same task (same id) may take back its own job."""
+    """Take the job. A redelivery of the same task (same id) may take back its own job,
+    unless the job has already been started ``MAX_ATTEMPTS`` times."""
     mine = Q(status=Transcript.Status.QUEUED)
     if task_id:
         mine |= Q(status=Transcript.Status.RUNNING, task_id=task_id)
     now = timezone.now()
-    claimed = (
-        Transcript.objects.filter(pk=transcript_id)
-        .filter(mine)
-        .update(
-            status=Transcript.Status.RUNNING,
-            task_id=task_id,
-            started_at=now,
-            error="",
-            error_code="",
-        )
+    job = Transcript.objects.filter(pk=transcript_id).filter(mine)
+    claimed = job.filter(attempts__lt=MAX_ATTEMPTS).update(
+        status=Transcript.Status.RUNNING,
+        task_id=task_id,
+        started_at=now,
+        error="",
+        error_code="",
+        attempts=F("attempts") + 1,
     )
-    return claimed == 1
+    if claimed:
+        return True
+    given_up = job.update(
+        status=Transcript.Status.FAILED,
+        error_code=Transcript.ErrorCode.WORKER_LOST,
+        finished_at=now,
+        error=(
+            f"transcription stopped {MAX_ATTEMPTS} times on this file without finishing "
+            "(the worker was killed: out of memory or a crash); it is not tried again"
+        ),
+    )
+    if given_up:
+        log.error(
+            "transcript %s: started %d times, not finished; failed", transcript_id, MAX_ATTEMPTS
+        )
+    return False
 
 
 def fail(
@@ -66,12 +93,46 @@ def fail(
 
 
 def _reading_failure(exc: AudioDecodeError | OSError) -> Transcript.ErrorCode:
+    if isinstance(exc, AudioTooLongError):
+        return Transcript.ErrorCode.TOO_LONG
     if isinstance(exc, NotAudioError):
         return Transcript.ErrorCode.NOT_AUDIO
     if isinstance(exc, AudioDecodeError):
         return Transcript.ErrorCode.DECODE_FAILED
     # The stored file is gone or unreadable: ours to put right, not the uploader's.
     return Transcript.ErrorCode.NO_AUDIO
+
+
+# The decoded audio may run a little past the length the header gave at upload.
+_LENGTH_SLACK = 1.01
+
+
+def _longest_s(transcript: Transcript) -> float | None:
+    """How much audio the worker decodes before giving up: the upload limit, checked again
+    on the samples because a header can lie. A live session's recording is as long as its
+    speaker talked."""
+    if transcript.source != Transcript.Source.UPLOAD:
+        return None
+    return settings.UPLOAD_MAX_DURATION_S * _LENGTH_SLACK + 1.0
+
+
+# A file is called truncated when its samples end this much before its header says.
+TRUNCATED_SHARE = 0.9
+TRUNCATED_MIN_S = 5.0
+
+
+def truncation_warning(declared_s: float | None, decoded_s: float) -> str:
+    """A sentence for the transcript when the audio ends well before its declared length
+    (an upload cut off in transfer), else ''."""
+    if not declared_s or declared_s - decoded_s < TRUNCATED_MIN_S:
+        return ""
+    if decoded_s >= declared_s * TRUNCATED_SHARE:
+        return ""
+    return (
+        f"the file holds {format_duration(decoded_s)} of audio but says it is "
+        f"{format_duration(declared_s)} long: it may be truncated (cut off in transfer); "
+        "only what it holds was transcribed"
+    )
 
 
 def transcribe_transcript(
@@ -94,12 +155,16 @@ def transcribe_transcript(
         return transcript
     try:
         with transcript.audio.open("rb") as handle:
-            audio = decode_audio(handle)
+            audio = decode_audio(handle, max_duration_s=_longest_s(transcript))
     except (AudioDecodeError, OSError) as exc:
         fail(transcript, str(exc), notifier, code=_reading_failure(exc))
         return transcript
 
     duration = round(len(audio) / engine.SAMPLE_RATE, 3)
+    warning = truncation_warning(transcript.duration, duration)
+    if warning:
+        log.warning("transcript %s: %s", transcript.pk, warning)
+        Transcript.objects.filter(pk=transcript.pk).update(warning=warning)
     regions = engine.speech_regions(audio)
     language = transcript.language or "ko"
     if language == "auto":

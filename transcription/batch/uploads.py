@@ -15,7 +15,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from transcription.models import Transcript
-from transcription.speech.audio import NotAudioError, probe_audio
+from transcription.speech.audio import NotAudioError, format_duration, probe_audio
 from transcription.speech.languages import WHISPER_LANGUAGES
 from transcription.tasks import transcribe
 
@@ -57,6 +57,17 @@ def check_size(request: HttpRequest) -> None:
         raise _too_large()
 
 
+def check_duration(name: str, duration_s: float | None) -> None:
+    """Refuse a recording longer than ``UPLOAD_MAX_DURATION_S`` before any work is queued."""
+    limit = settings.UPLOAD_MAX_DURATION_S
+    if duration_s is not None and duration_s > limit:
+        raise UploadRejected(
+            413,
+            f"{name}: the recording is {format_duration(duration_s)} long; "
+            f"the limit is {format_duration(limit)}",
+        )
+
+
 def create_upload(
     upload: UploadedFile | None,
     *,
@@ -81,6 +92,7 @@ def create_upload(
         raise UploadRejected(400, f"{upload.name}: {exc}") from exc
     finally:
         upload.seek(0)
+    check_duration(upload.name, info.duration_s)
     task_id = str(uuid.uuid4())
     transcript = Transcript.objects.create(
         owner=owner if owner is not None and owner.is_authenticated else None,

@@ -11,7 +11,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO
 
 import av
@@ -31,6 +31,11 @@ _MAX_PREALLOC_SAMPLES = SAMPLE_RATE * 60 * 60 * 6
 # Recordings cut off mid-packet (browser MediaRecorder, interrupted uploads) have a few broken
 # packets; skipping them keeps the rest. A file where this many fail in a row is not audio.
 _MAX_CONSECUTIVE_BAD_PACKETS = 32
+# Sample rates a recording can have. Below telephone quality nothing is left to recognise;
+# a header claiming 1 Hz is an attack: resampled to 16 kHz, 175 KB of it became 87,000 s of
+# audio and 16 GB of worker memory.
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 768_000
 
 
 class AudioDecodeError(Exception):
@@ -39,6 +44,10 @@ class AudioDecodeError(Exception):
 
 class NotAudioError(AudioDecodeError):
     """The file is not something we can take audio from (no audio track, unknown format)."""
+
+
+class AudioTooLongError(AudioDecodeError):
+    """The decoded audio runs past the longest recording the caller takes."""
 
 
 class AudioFrameError(ValueError):
@@ -127,12 +136,43 @@ def probe_audio(source: Source) -> AudioInfo:
         # one frame is the cheapest proof the audio is really there.
         frames = _frames(container, stream)
         try:
-            next(frames, None)
+            first = next(frames, None)
         except AudioDecodeError as exc:
             raise NotAudioError(str(exc)) from exc
         finally:
             frames.close()
-        return info
+        rate = info.sample_rate or (first.sample_rate if first is not None else 0)
+        if (rate or first is not None) and not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise NotAudioError(
+                f"its sample rate of {rate} Hz is not a recording's "
+                f"({MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz)"
+            )
+    if info.duration_s is None:
+        # Streams written on the fly (browser WebM, raw ADTS) carry no duration; reading the
+        # packets' timing without decoding them is cheap and tells it.
+        info = replace(info, duration_s=_packet_duration_s(source))
+    return info
+
+
+def _packet_duration_s(source: Source) -> float | None:
+    """The audio stream's length by its packets' timestamps, or None when they carry none."""
+    with _open(source) as container:
+        stream = _audio_stream(container)
+        if stream.time_base is None:
+            return None
+        end = None
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                stop = packet.pts + (packet.duration or 0)
+                end = stop if end is None else max(end, stop)
+        except av.error.FFmpegError:
+            pass  # a truncated tail: the packets read so far still say how long it is
+        if end is None:
+            return None
+        start = stream.start_time or 0
+        return max(0.0, float((end - start) * stream.time_base))
 
 
 def _frames(
@@ -232,20 +272,29 @@ def iter_decode(source: Source, chunk_seconds: float = 30.0) -> Iterator[np.ndar
         yield chunk[:filled].copy()
 
 
-def decode_audio(source: Source) -> np.ndarray:
+def decode_audio(source: Source, max_duration_s: float | None = None) -> np.ndarray:
     """Decode the whole audio track to one 16 kHz mono float32 array in [-1, 1].
 
-    Raises NotAudioError / AudioDecodeError with a message fit for the uploader. A file with
-    no samples gives an empty array.
+    Raises NotAudioError / AudioDecodeError with a message fit for the uploader, and
+    AudioTooLongError as soon as the audio runs past ``max_duration_s`` (headers can lie
+    about the length; the decoded samples cannot). A file with no samples gives an empty
+    array.
     """
     estimate = 0
     duration = probe_audio(source).duration_s
+    limit = None if max_duration_s is None else int(max_duration_s * SAMPLE_RATE)
     if duration and math.isfinite(duration) and duration > 0:
         # A little headroom for resampler rounding, so the estimate rarely needs to grow.
         estimate = min(int(duration * SAMPLE_RATE) + SAMPLE_RATE, _MAX_PREALLOC_SAMPLES)
+        if limit is not None:
+            estimate = min(estimate, limit + SAMPLE_RATE)
     buffer = np.empty(max(estimate, SAMPLE_RATE), dtype=np.float32)
     filled = 0
     for piece in _resampled(source):
+        if limit is not None and filled + piece.size > limit:
+            raise AudioTooLongError(
+                f"the audio is longer than the limit of {format_duration(max_duration_s)}"
+            )
         if filled + piece.size > buffer.size:
             # resize() reallocates in place where it can, unlike concatenating a list of
             # pieces, which would briefly hold the audio twice.
@@ -254,6 +303,19 @@ def decode_audio(source: Source) -> np.ndarray:
         filled += piece.size
     buffer.resize(filled, refcheck=False)
     return buffer
+
+
+def format_duration(seconds: float) -> str:
+    """``4 h``, ``2 h 30 min``, ``1 min 40 s``, ``9 s``: a length as people say it."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h"] if hours else []
+    if minutes:
+        parts.append(f"{minutes} min")
+    if secs and not hours or not parts:
+        parts.append(f"{secs} s")
+    return " ".join(parts)
 
 
 def _rewind(source: Source) -> None:

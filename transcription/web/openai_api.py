@@ -301,7 +301,13 @@ async def _wait(transcript: Transcript, timeout_s: float) -> dict[str, Any]:
 
 
 # Failures caused by what was sent; any other code (or none recorded) is ours.
-CLIENT_FAULTS = frozenset({Transcript.ErrorCode.NOT_AUDIO, Transcript.ErrorCode.DECODE_FAILED})
+CLIENT_FAULTS = frozenset(
+    {
+        Transcript.ErrorCode.NOT_AUDIO,
+        Transcript.ErrorCode.DECODE_FAILED,
+        Transcript.ErrorCode.TOO_LONG,
+    }
+)
 
 
 def _failure(transcript: Transcript) -> OpenAIError:

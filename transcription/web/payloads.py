@@ -53,6 +53,7 @@ def transcript_payload(transcript: Transcript, *, with_segments: bool = True) ->
         "status": transcript.status,
         "error": transcript.error,
         "error_code": transcript.error_code,
+        "warning": transcript.warning,
         "language": transcript.language,
         "duration": transcript.duration,
         "progress": transcript.progress,
@@ -149,7 +150,13 @@ class TranscriptSerializer(serializers.Serializer):
         choices=Transcript.ErrorCode.choices,
         allow_blank=True,
         help_text="Why it failed, for programs (error is for people): not_audio and "
-        "decode_failed are about the file sent, the others about the server; blank unless failed",
+        "decode_failed and too_long are about the file sent, the others about the server; "
+        "blank unless failed",
+    )
+    warning = serializers.CharField(
+        allow_blank=True,
+        help_text="Something to know about a finished transcript, e.g. the file ended "
+        "long before the length its header declares (truncated)",
     )
     language = serializers.CharField(allow_blank=True)
     duration = serializers.FloatField(allow_null=True, help_text="Seconds of audio")

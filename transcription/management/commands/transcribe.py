@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from keywords.services import extract_for_transcript
 from transcription.batch.pipeline import transcribe_transcript
-from transcription.batch.uploads import UploadRejected, check_language
+from transcription.batch.uploads import UploadRejected, check_duration, check_language
 from transcription.models import Transcript
 from transcription.speech.audio import NotAudioError, probe_audio
 from transcription.web.exports import FORMATS, render
@@ -47,7 +47,8 @@ class Command(BaseCommand):
                 continue
             try:
                 info = probe_audio(path)
-            except NotAudioError as exc:
+                check_duration(path.name, info.duration_s)
+            except (NotAudioError, UploadRejected) as exc:
                 self.stderr.write(f"{path}: {exc}")
                 failures += 1
                 continue
