@@ -111,7 +111,10 @@ DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: broker, channel layer, hand-over of live audio ----------------------
-REDIS_URL = envurl("REDIS_URL", embedded_redis_url(), ("redis", "rediss"))
+# The embedded URL only when REDIS_URL is unset: building it writes the embedded Redis's password.
+REDIS_URL = envurl(
+    "REDIS_URL", "" if envstr("REDIS_URL") else embedded_redis_url(), ("redis", "rediss")
+)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

@@ -170,7 +170,6 @@ BAD_VALUES = [
     ("WORKER_WARMUP", "later"),
     ("WEB_PORT", "70000"),
     ("FLOWER_PORT", "flower"),
-    ("EMBEDDED_REDIS_PORT", "0"),
     ("LOG_LEVEL", "verbose"),
     ("LIVE_PARTIAL_QUEUE", "stt-partial"),
 ]
@@ -182,12 +181,30 @@ def test_a_bad_value_stops_the_settings_naming_the_variable(monkeypatch, variabl
         _load_settings(monkeypatch, **{variable: value})
 
 
-def test_the_embedded_database_port_is_checked_when_it_is_used(monkeypatch):
+def test_the_embedded_database_port_is_checked_when_it_is_used(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))  # where the embedded password is made
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(ImproperlyConfigured, match="EMBEDDED_PG_PORT"):
         _load_settings(monkeypatch, EMBEDDED_PG_PORT="port")
     loaded = _load_settings(monkeypatch, EMBEDDED_PG_PORT="6000")
     assert loaded["DATABASES"]["default"]["PORT"] == "6000"
+    assert (
+        loaded["DATABASES"]["default"]["PASSWORD"]
+        == (tmp_path / "postgres_password").read_text().strip()
+    )
+
+
+def test_the_embedded_redis_port_is_checked_when_it_is_used(monkeypatch, tmp_path):
+    # Only then: with REDIS_URL set, the embedded URL (and its password file) is not made.
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    _load_settings(monkeypatch, REDIS_URL="redis://127.0.0.1:6379/0", EMBEDDED_REDIS_PORT="0")
+    assert not (tmp_path / "redis_password").exists()
+    monkeypatch.delenv("REDIS_URL")
+    with pytest.raises(ImproperlyConfigured, match="EMBEDDED_REDIS_PORT"):
+        _load_settings(monkeypatch, EMBEDDED_REDIS_PORT="0")
+    loaded = _load_settings(monkeypatch, EMBEDDED_REDIS_PORT="6001")
+    password = (tmp_path / "redis_password").read_text().strip()
+    assert loaded["REDIS_URL"] == f"redis://:{password}@127.0.0.1:6001/0"
 
 
 def test_good_values_are_read(monkeypatch):
