@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -44,8 +45,8 @@ DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799
 
 
-def data_dir() -> Path:
-    return Path(envstr("DATA_DIR") or REPO_ROOT / "var").resolve()
+def data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    return Path(envstr("DATA_DIR", environ=environ) or REPO_ROOT / "var").resolve()
 
 
 def pg_port() -> int:

@@ -4,7 +4,8 @@
 WEB_PORT, one Celery worker on queue ``stt`` per visible GPU (each pinned with its
 own CUDA_VISIBLE_DEVICES; one CPU worker without a GPU), beside each a worker on
 ``stt_partial`` (live interim text, at the lowest CPU priority; none with
-LIVE_PARTIAL_QUEUE=stt), a worker on queue ``keywords`` and Flower.
+LIVE_PARTIAL_QUEUE=stt), a worker on queue ``keywords`` and Flower (on FLOWER_HOST,
+127.0.0.1 by default, always behind a password).
 ``python -m workers.launch serve`` migrates, makes sure an admin exists, collects
 static files, then hands over to honcho, which prefixes each process's log lines
 with its name and stops them all on Ctrl-C or SIGTERM.
@@ -13,6 +14,7 @@ with its name and stops them all on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import shlex
 import subprocess
@@ -31,12 +33,17 @@ from sttproject.env import (
     envint,
     envport,
 )
+from workers.embedded import data_dir
+from workers.passwords import generated_password
 from workers.queues import Queue
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Partial (interim text) workers run at the lowest CPU priority: on a CPU-only machine a
 # final that starts while a partial is decoding gets nearly all of the cores.
 PARTIAL_NICENESS = 19
+# Flower's login when FLOWER_BASIC_AUTH is unset; the password is generated in DATA_DIR.
+FLOWER_USER = "flower"
+FLOWER_PASSWORD_FILE = "flower_password"
 
 
 def visible_gpu_ids(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -72,6 +79,7 @@ class LaunchConfig:
 
     web_host: str
     web_port: int
+    flower_host: str
     flower_port: int
     flower_basic_auth: list[str] | None
     keyword_concurrency: int
@@ -80,9 +88,10 @@ class LaunchConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LaunchConfig:
-        return cls(
+        config = cls(
             web_host=envhost("WEB_HOST", "0.0.0.0", environ=environ),
             web_port=envport("WEB_PORT", 5000, environ=environ),
+            flower_host=envhost("FLOWER_HOST", "127.0.0.1", environ=environ),
             flower_port=envport("FLOWER_PORT", 5555, environ=environ),
             flower_basic_auth=envcredentials("FLOWER_BASIC_AUTH", environ=environ),
             keyword_concurrency=envint(
@@ -94,6 +103,26 @@ class LaunchConfig:
             ).upper(),
             partial_workers=partial_workers_wanted(environ),
         )
+        # Flower's UI lists every user's task arguments and can stop workers: beyond
+        # loopback only with a password someone chose (a generated one would sit in var/,
+        # unknown to whoever Flower is opened to).
+        if config.flower_basic_auth is None and not is_loopback(config.flower_host):
+            raise ImproperlyConfigured(
+                f"FLOWER_BASIC_AUTH is required when FLOWER_HOST={config.flower_host!r} is not "
+                "a loopback address: Flower shows every user's task arguments; set "
+                "FLOWER_BASIC_AUTH=user:password, or leave FLOWER_HOST unset (127.0.0.1)"
+            )
+        return config
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (as FLOWER_HOST spells it) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def web_command(
@@ -167,12 +196,19 @@ def procfile_lines(
     )
     lines.append(f"keywords: exec {shlex.join(keywords)}")
     celery = f"{shlex.quote(python)} -m celery -A sttproject"
+    # Tornado takes an IPv6 address without the brackets daphne wants.
+    address = shlex.quote(f"--address={config.flower_host.strip('[]')}")
+    flower = f"{celery} flower --port={config.flower_port} {address}"
+    # Flower reads FLOWER_BASIC_AUTH from its environment, which keeps the password off its
+    # command line (every local user can read that). Unset, Flower is on loopback (checked
+    # above), where other users of the machine still reach it: it gets a generated password,
+    # read from its 0600 file as Flower starts, so it is in no file but that one.
     auth = ""
-    if config.flower_basic_auth:
-        auth = f" --basic-auth={shlex.quote(','.join(config.flower_basic_auth))}"
-    lines.append(
-        f"flower: exec {celery} flower --port={config.flower_port} --address=0.0.0.0{auth}"
-    )
+    if config.flower_basic_auth is None:
+        path = data_dir(environ) / FLOWER_PASSWORD_FILE
+        generated_password(path)
+        auth = f'FLOWER_BASIC_AUTH={FLOWER_USER}:"$(cat {shlex.quote(str(path))})" '
+    lines.append(f"flower: {auth}exec {flower}")
     return lines
 
 
@@ -181,10 +217,13 @@ def _manage(*args: str) -> None:
 
 
 def serve() -> None:
-    from workers.embedded import data_dir
-
     # The process list first: a bad variable stops the launch before the database is touched.
     lines = procfile_lines()
+    # Flower takes FLOWER_BASIC_AUTH from the environment it inherits; written back as parsed,
+    # without the spaces around items that Flower would keep in the names.
+    credentials = LaunchConfig.from_env().flower_basic_auth
+    if credentials:
+        os.environ["FLOWER_BASIC_AUTH"] = ",".join(credentials)
     _manage("migrate", "--noinput")
     _manage("ensure_admin")
     _manage("collectstatic", "--noinput", "--verbosity", "0")

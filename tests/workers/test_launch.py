@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -14,11 +16,19 @@ LAUNCH_VARIABLES = (
     "LIVE_PARTIAL_QUEUE",
     "WEB_HOST",
     "WEB_PORT",
+    "FLOWER_HOST",
     "FLOWER_PORT",
     "FLOWER_BASIC_AUTH",
     "KEYWORD_WORKER_CONCURRENCY",
     "LOG_LEVEL",
 )
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch) -> Path:
+    # Where a generated Flower password is kept.
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    return tmp_path
 
 
 def processes(monkeypatch, **env: str) -> dict[str, str]:
@@ -87,7 +97,8 @@ def test_the_launchers_own_variables_reach_the_commands(monkeypatch):
     assert "--concurrency 3" in procs["keywords"]
     assert "--loglevel WARNING" in procs["stt-cpu"]
     assert "--port=5566" in procs["flower"]
-    assert "--basic-auth=ops:s3cret,viewer:pw" in procs["flower"]
+    # Flower reads FLOWER_BASIC_AUTH from the environment it inherits: not on its command line.
+    assert "s3cret" not in procs["flower"]
 
 
 @pytest.mark.parametrize(
@@ -99,6 +110,7 @@ def test_the_launchers_own_variables_reach_the_commands(monkeypatch):
         ("WEB_PORT", "5000x"),
         ("FLOWER_PORT", "0"),
         ("FLOWER_BASIC_AUTH", "admin"),
+        ("FLOWER_HOST", "http://127.0.0.1"),
         ("KEYWORD_WORKER_CONCURRENCY", "0"),
         ("KEYWORD_WORKER_CONCURRENCY", "two"),
         ("LOG_LEVEL", "loud"),
@@ -115,3 +127,48 @@ def test_a_bad_value_stops_the_launcher_naming_the_variable(monkeypatch, capsys,
     assert str(stopped.value).startswith("ImproperlyConfigured: ")
     assert variable in str(stopped.value)
     assert capsys.readouterr().out == ""
+
+
+def flower_address(command: str) -> str:
+    return next(w for w in shlex.split(command) if w.startswith("--address=")).split("=", 1)[1]
+
+
+def test_flower_listens_on_loopback_behind_a_generated_password(monkeypatch, data_dir):
+    # Its UI lists every user's task arguments and can stop workers: by default it is on
+    # 127.0.0.1 only, and other users of the machine need a password there too.
+    procs = processes(monkeypatch, STT_GPUS="cpu")
+    assert flower_address(procs["flower"]) == "127.0.0.1"
+    password_file = data_dir / "flower_password"
+    password = password_file.read_text().strip()
+    assert oct(password_file.stat().st_mode & 0o777) == "0o600"
+    # The line reads the file when Flower starts; the password is never on a command line.
+    assert password not in procs["flower"]
+    shell = procs["flower"].replace("exec ", "printenv FLOWER_BASIC_AUTH; : ", 1)
+    result = subprocess.run(["sh", "-c", shell], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == f"flower:{password}"
+    # Made once: the next start keeps it.
+    processes(monkeypatch, STT_GPUS="cpu")
+    assert password_file.read_text().strip() == password
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.2", "::1", "[::1]"])
+def test_flower_on_another_loopback_address_keeps_the_generated_password(monkeypatch, host):
+    procs = processes(monkeypatch, STT_GPUS="cpu", FLOWER_HOST=host)
+    assert flower_address(procs["flower"]) == host.strip("[]")  # Tornado wants no brackets
+    assert "FLOWER_BASIC_AUTH=flower:" in procs["flower"]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "stt.example.com"])
+def test_flower_beyond_loopback_needs_flower_basic_auth(monkeypatch, capsys, host):
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="FLOWER_BASIC_AUTH") as refused:
+        processes(monkeypatch, STT_GPUS="cpu", FLOWER_HOST=host)
+    assert "FLOWER_HOST" in str(refused.value)
+    with pytest.raises(SystemExit, match="ImproperlyConfigured: FLOWER_BASIC_AUTH"):
+        main(["procfile"])
+    assert capsys.readouterr().out == ""
+
+    procs = processes(monkeypatch, STT_GPUS="cpu", FLOWER_HOST=host, FLOWER_BASIC_AUTH="ops:pw")
+    assert flower_address(procs["flower"]) == host
+    assert "FLOWER_BASIC_AUTH" not in procs["flower"] and "ops:pw" not in procs["flower"]
