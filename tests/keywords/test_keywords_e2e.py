@@ -85,6 +85,7 @@ async def live_keywords(user, path) -> tuple[str, dict]:
     audio = decode_audio(path)
     audio = np.concatenate([audio, np.zeros(16000 * 2, np.float32)])
     headers = [
+        (b"host", b"localhost"),
         (b"origin", b"http://localhost"),
         await asyncio.to_thread(session_cookie_header, user),
     ]

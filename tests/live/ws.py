@@ -13,7 +13,8 @@ from transcription.models import Transcript
 from transcription.speech.audio import decode_audio
 
 RATE = 16000
-ORIGIN = [(b"origin", b"http://localhost")]
+# A browser on the site's own page: the Origin names the host the socket is opened on.
+ORIGIN = [(b"host", b"localhost"), (b"origin", b"http://localhost")]
 # The headers of every socket a test opens: set by the signed_in fixture (conftest.py).
 HEADERS: list[tuple[bytes, bytes]] = []
 
