@@ -1,22 +1,30 @@
 """./start_system.sh on embedded defaults: brings the platform up, stops it cleanly, reuses data.
 
 This runs the real script with its own data folder and ports, so it can run beside
-anything else on the machine.
+anything else on the machine. With default settings only the web port listens beyond
+loopback, and everything on loopback (PostgreSQL, Redis, Flower) asks for a password: other
+users of the machine reach loopback too.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psutil
+import psycopg
 import pytest
+import redis
 
 from bench.common import free_port
 from tests.conftest import REPO_ROOT
@@ -30,6 +38,7 @@ class Platform:
         self.ports = {name: free_port() for name in ("web", "flower", "pg", "redis")}
         self.lines: list[str] = []
         self.process: subprocess.Popen | None = None
+        self.extra_env: dict[str, str] = {}
 
     @property
     def env(self) -> dict[str, str]:
@@ -45,13 +54,28 @@ class Platform:
             FLOWER_PORT=str(self.ports["flower"]),
             EMBEDDED_PG_PORT=str(self.ports["pg"]),
             EMBEDDED_REDIS_PORT=str(self.ports["redis"]),
-            FLOWER_BASIC_AUTH="ops:flowerpass",
             KEYWORD_WORKER_CONCURRENCY="1",
             STT_GPUS="none",
             # A port nothing listens on: no LLM here, the embedded keyword backend answers.
             VLLM_API_URL=f"http://127.0.0.1:{free_port()}/v1",
         )
+        # Flower's settings at their defaults (FLOWER_HOST, FLOWER_BASIC_AUTH), whatever this
+        # process has; a test adds its own in extra_env.
+        env = {k: v for k, v in env.items() if not k.startswith("FLOWER_") or k == "FLOWER_PORT"}
+        env.update(self.extra_env)
         return env
+
+    def password(self, name: str) -> str:
+        return (self.data_dir / f"{name}_password").read_text().strip()
+
+    def pids(self) -> set[int]:
+        """The script's processes and the embedded servers, which daemonize out of its tree."""
+        pids = {self.process.pid}
+        pids |= {child.pid for child in psutil.Process(self.process.pid).children(recursive=True)}
+        postmaster = int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+        pids |= {postmaster, *(c.pid for c in psutil.Process(postmaster).children())}
+        pids.add(int((self.data_dir / "run" / "redis.pid").read_text()))
+        return pids
 
     def start(self) -> None:
         self.lines = []
@@ -130,7 +154,7 @@ def _flower_workers(platform: Platform, timeout: float = 60) -> dict:
         try:
             response = httpx.get(
                 f"http://127.0.0.1:{platform.ports['flower']}/api/workers?refresh=1",
-                auth=("ops", "flowerpass"),
+                auth=("flower", platform.password("flower")),
                 timeout=10,
             )
             if response.status_code == 200:
@@ -144,8 +168,90 @@ def _flower_workers(platform: Platform, timeout: float = 60) -> dict:
     raise AssertionError(f"Flower did not list workers on stt, stt_partial and keywords: {workers}")
 
 
-def test_start_system_runs_stops_and_restarts_on_embedded_defaults(tmp_path):
-    platform = Platform(tmp_path / "data")
+def _listening_sockets(pids: set[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket in LISTEN that one of ``pids`` holds, read from
+    /proc as `ss -ltnp` reads it (iproute2 need not be installed)."""
+    listening: dict[int, tuple[str, int]] = {}
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] != "0A":  # TCP_LISTEN
+                continue
+            hex_address, hex_port = fields[1].split(":")
+            # The kernel prints each 32-bit word of the address in host (little-endian) order.
+            raw = b"".join(
+                bytes.fromhex(hex_address[i : i + 8])[::-1] for i in range(0, len(hex_address), 8)
+            )
+            listening[int(fields[9])] = (socket.inet_ntop(family, raw), int(hex_port, 16))
+    found = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except FileNotFoundError:
+            continue  # it ended meanwhile
+        for fd in fds:
+            try:
+                link = os.readlink(fd)
+            except OSError:
+                continue  # closed meanwhile
+            inode = re.fullmatch(r"socket:\[(\d+)\]", link)
+            if inode and int(inode.group(1)) in listening:
+                found.add(listening[int(inode.group(1))])
+    return found
+
+
+def _is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address in ("::1", "::ffff:127.0.0.1")
+
+
+def _redis_answer_without_password(port: int) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(200).decode()
+
+
+def _assert_only_the_web_port_is_open_without_a_password(platform: Platform) -> None:
+    sockets = _listening_sockets(platform.pids())
+    ports = platform.ports
+    beyond_loopback = {port for address, port in sockets if not _is_loopback(address)}
+    assert beyond_loopback == {ports["web"]}, sockets
+    on_loopback = {port for address, port in sockets if _is_loopback(address)}
+    assert on_loopback == {ports["pg"], ports["redis"], ports["flower"]}, sockets
+
+    # Each of those refuses a client without the password (another user of the machine).
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(
+            host="127.0.0.1", port=ports["pg"], user="postgres", dbname="stt", connect_timeout=5
+        )
+    assert _redis_answer_without_password(ports["redis"]).startswith("-NOAUTH")
+    flower = f"http://127.0.0.1:{ports['flower']}"
+    for path in ("/", "/tasks", "/api/workers"):
+        assert httpx.get(flower + path, timeout=10).status_code == 401, path
+    # ...and lets the platform in with the one in var/.
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=ports["pg"],
+        user="postgres",
+        password=platform.password("postgres"),
+        dbname="stt",
+        connect_timeout=5,
+    ) as conn:
+        assert conn.execute("SELECT count(*) FROM auth_user").fetchone()[0] >= 1
+    assert redis.Redis(port=ports["redis"], password=platform.password("redis")).ping()
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    # Not under tmp_path: as root, PostgreSQL runs as the user pgserver, which must traverse
+    # every parent, and a pytest starting elsewhere on the machine closes pytest-of-root to
+    # its owner again (0700) at any moment (pg_ctl then waits for a server it cannot see).
+    root = Path(tempfile.mkdtemp(prefix="stt-start-system-"))
+    yield root / "data"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_start_system_runs_stops_and_restarts_on_embedded_defaults(data_dir):
+    platform = Platform(data_dir)
     platform.start()
     try:
         health = platform.wait_healthy()
@@ -163,10 +269,11 @@ def test_start_system_runs_stops_and_restarts_on_embedded_defaults(tmp_path):
         assert any(name.startswith("stt-cpu@") for name in workers)
         assert any(name.startswith("stt-partial-cpu@") for name in workers)
         assert any(name.startswith("keywords@") for name in workers)
-        # Flower is behind the basic auth it was given.
-        assert (
-            httpx.get(f"http://127.0.0.1:{platform.ports['flower']}/api/workers").status_code == 401
-        )
+        _assert_only_the_web_port_is_open_without_a_password(platform)
+        # The generated passwords stay in their files: not in the log (Celery and Flower print
+        # the broker's URL with the password masked).
+        for name in ("postgres", "redis", "flower"):
+            assert platform.password(name) not in platform.log, name
 
         # Log lines are prefixed by process name.
         for name in ("web.1", "stt-cpu.1", "stt-partial-cpu.1", "keywords.1", "flower.1"):
@@ -182,13 +289,20 @@ def test_start_system_runs_stops_and_restarts_on_embedded_defaults(tmp_path):
     time.sleep(1)
     assert platform.leftovers() == []
 
-    # Second start: same data, so no new admin and the old password still works.
+    # Second start: same data, so no new admin and the old password still works. Flower takes
+    # the logins it is given instead of the generated one (spaces around items as people type).
+    platform.extra_env = {"FLOWER_BASIC_AUTH": "ops:flowerpass, viewer:pw"}
     platform.start()
     try:
         platform.wait_healthy()
         assert "Created admin account" not in platform.log
         assert "already prepared" in platform.log
         assert _login(platform, password)
+        flower = f"http://127.0.0.1:{platform.ports['flower']}/api/workers"
+        assert httpx.get(flower, auth=("viewer", "pw"), timeout=10).status_code == 200
+        generated = ("flower", platform.password("flower"))
+        assert httpx.get(flower, auth=generated, timeout=10).status_code == 401
+        assert "flowerpass" not in platform.log
     finally:
         code = platform.stop()
     assert code == 0
