@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "transcription",
     "keywords",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -81,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: turns a refused sign-in into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "sttproject.urls"
@@ -293,6 +296,34 @@ SPECTACULAR_SETTINGS = {
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- Sign-in throttle (django-axes; transcription/web/logins.py) ----------------------
+# Wrong passwords counted per username and per client address; past LOGIN_MAX_FAILURES of them
+# within LOGIN_LOCKOUT_S, every sign-in (the right password too) is refused until
+# LOGIN_LOCKOUT_S after the last one. A successful sign-in before that clears the count.
+LOGIN_MAX_FAILURES = envint("LOGIN_MAX_FAILURES", 10, minimum=1, maximum=10_000)
+LOGIN_LOCKOUT_S = envint("LOGIN_LOCKOUT_S", 900, minimum=1, maximum=30 * 24 * 3600)
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked account is refused before its password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Attempts are rows in PostgreSQL: sign-in needs the database anyway, and a Redis outage
+# must not stop people signing in. Staff see and clear them in the admin.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Callables so that the LOGIN_* values are read at each attempt.
+AXES_FAILURE_LIMIT = "transcription.web.logins.failure_limit"
+AXES_COOLOFF_TIME = "transcription.web.logins.lockout_window"
+AXES_RESET_ON_SUCCESS = True
+# A refused attempt during the lockout does not start it again: it ends when the message says.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "transcription.web.logins.lockout_response"
+# REMOTE_ADDR, which only a trusted proxy can change (sttproject/proxies.py); never
+# X-Forwarded-For read by a library that would trust it from anyone.
+AXES_CLIENT_IP_CALLABLE = "transcription.web.logins.client_ip"
+# Every successful sign-in would be a row kept forever; the attempts are what matter.
+AXES_DISABLE_ACCESS_LOG = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -134,7 +134,10 @@ def test_create_user_command_prints_a_working_token():
     assert not bob.is_staff
     password = re.search(r"Password \(shown only this once\): (\S+)", out.getvalue()).group(1)
     assert bob.check_password(password)
-    assert Client().login(username="bob", password=password)
+    # Through the sign-in page: the throttle (django-axes) checks only requests, and
+    # Client.login() authenticates without one.
+    signed_in = Client().post("/accounts/login/", {"username": "bob", "password": password})
+    assert signed_in.status_code == 302 and signed_in.wsgi_request.user.is_authenticated
 
     with pytest.raises(CommandError, match="already exists"):
         call_command("create_user", "bob", stdout=io.StringIO())
