@@ -16,6 +16,13 @@ from workers.launch import web_command
 
 @contextmanager
 def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
+    with running_web_process(extra_env, timeout) as (url, _process):
+        yield url
+
+
+@contextmanager
+def running_web_process(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
+    """The web server as ``(url, process)``, for tests that watch the process itself."""
     port = free_port()
     env = {
         **os.environ,
@@ -38,4 +45,4 @@ def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
                 time.sleep(0.2)
         else:
             raise RuntimeError("daphne did not answer")
-        yield url
+        yield url, process

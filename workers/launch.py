@@ -128,8 +128,9 @@ def is_loopback(host: str) -> bool:
 def web_command(
     host: str, port: int | str, *, python: str = sys.executable, proxy_headers: bool = False
 ) -> list[str]:
-    """daphne serving the platform (HTTP, the pages and the WebSockets)."""
-    command = [python, "-m", "daphne", "-b", host, "-p", str(int(port))]
+    """daphne serving the platform (HTTP, the pages and the WebSockets), with request bodies
+    judged by their headers before they are read (``sttproject/server.py``)."""
+    command = [python, "-m", "sttproject.server", "-b", host, "-p", str(int(port))]
     if proxy_headers:
         command.append("--proxy-headers")
     return [*command, "sttproject.asgi:application"]
