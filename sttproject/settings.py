@@ -9,6 +9,9 @@ import secrets
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from sttproject.env import (
     envbool,
@@ -124,8 +127,18 @@ CHANNEL_LAYERS = {
         # redis-py 8 reads with a 5 s socket time-out by default, exactly channels_redis's
         # blocking-pop time-out: an idle consumer would die with "Timeout reading". Reads
         # must be allowed to outlast the blocking pop.
+        # A Redis that restarted cut every pooled connection: a command is tried again on a
+        # new one (about 1.5 s in all) instead of failing the socket it was for.
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 30,
+                    "socket_connect_timeout": 5,
+                    "retry": AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), 5),
+                    "retry_on_error": [RedisConnectionError],
+                }
+            ],
             "capacity": 1000,
             "expiry": 60,
         },
