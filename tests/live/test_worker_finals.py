@@ -157,3 +157,28 @@ def test_final_words_are_on_the_session_timeline_in_order_and_spell_the_text(
     assert abs(words[-1]["end"] - (start + 10.7)) < 1.0, words[-2:]
     ask = next(word for word in words if compact(word["word"]) == "ask")
     assert start + 2.9 < ask["start"] < start + 4.0, ask
+
+
+def test_audio_lost_with_redis_is_read_from_the_recording(session, keyword_calls, eval_clip, media):
+    """The job's audio key is gone (Redis restarted empty) but the recording holds the
+    utterance: the worker transcribes it from there instead of giving up."""
+    from transcription.live.recording import LiveRecording
+
+    path, entry = eval_clip("ko_picovoice_leopard_test_ko")
+    audio = decode_audio(path)
+    session.audio = f"live/{session.pk}.wav"
+    session.save()
+    with LiveRecording(media / session.audio.name) as recording:
+        recording.append(np.concatenate([np.zeros(SAMPLE_RATE, np.float32), audio]))
+    job = UtteranceJob(
+        session=str(session.pk),
+        index=0,
+        start=1.0,
+        end=round(1.0 + len(audio) / SAMPLE_RATE, 3),
+        audio_key=f"live:audio:gone-{uuid.uuid4().hex}",
+        language="ko",
+        dispatched_at=time.time(),
+    )
+    segment = worker.transcribe_utterance(job)
+    assert segment is not None and segment.index == 0
+    assert cer(entry["reference"], segment.text) < 0.3, segment.text

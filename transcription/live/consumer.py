@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from transcription.live import dispatch, records, store
+from transcription.live import dispatch, records, recovery, store
 from transcription.live import session as act
 from transcription.live.protocol import (
     ProtocolError,
@@ -52,6 +52,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.recorder: records.Recorder | None = None
         self.last_status = 0.0
         self.limit_key: str | None = None
+        self.last_seq = 0  # of the events this client got: numbers go on after it
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -125,10 +126,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     def _new_session(self, session: str, offset: float = 0.0, next_utterance: int = 0) -> None:
         self.session = LiveSession(
-            session,
-            mode=self.mode or "native",
-            offset=offset,
-            next_utterance=next_utterance,
+            session, mode=self.mode or "native", offset=offset, next_utterance=next_utterance
         )
         self.recorder = records.Recorder(session)
         self.endpointer = live_endpointer()
@@ -153,7 +151,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if not await database_sync_to_async(records.may_resume)(session, user):
             raise ProtocolError("unknown_session", "no live session with that id to resume")
         await self._take_over(session)
-        point, audio_name = await database_sync_to_async(records.reopen)(session)
+        self.last_seq = max(self.last_seq, last_seq)
+        reopen = database_sync_to_async(records.reopen)
+        point, audio_name = await reopen(session, self.language, self.last_seq)
         self.mode = "native"
         offset = point.position_s
         self._new_session(session, offset, point.next_utterance)
@@ -271,7 +271,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await asyncio.to_thread(store.refresh, self.limit_key, self.channel_name)
         if self.session is not None:
             if self.endpointer is not None:  # streaming: the hold on the session lives on
-                await asyncio.to_thread(store.keep_session, self.session.session, self.channel_name)
+                await recovery.hold(self)
             buffered = self.endpointer.buffered_s if self.endpointer is not None else 0.0
             await self._emit(self.session.status_event(buffered, settings.LIVE_BACKLOG_WARN_S))
 
@@ -286,6 +286,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.send_json(event)
 
     async def send_json(self, content: dict[str, Any]) -> None:
+        self.last_seq = max(self.last_seq, content.get("seq") or 0)
         await self.send(text_data=json.dumps(content, ensure_ascii=False))
 
     async def transcript_event(self, message: dict[str, Any]) -> None:

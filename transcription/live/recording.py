@@ -138,6 +138,42 @@ class LiveRecording:
         self.close()
 
 
+def read_span(path: Path | str, start: float, end: float) -> np.ndarray | None:
+    """Seconds ``start`` to ``end`` of the recording at ``path`` as float32 samples; None
+    when the file is missing, not a recording, or does not reach ``end`` yet. Reads while
+    the consumer appends: the header counts only what was written."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(HEADER_BYTES)
+            if len(head) < HEADER_BYTES or head[0:4] != b"RIFF" or head[36:40] != b"data":
+                return None
+            rate = struct.unpack("<I", head[24:28])[0]
+            data_bytes = struct.unpack("<I", head[40:44])[0]
+            first = max(round(start * rate), 0)
+            last = round(end * rate)
+            if last > data_bytes // BYTES_PER_SAMPLE or last <= first:
+                return None
+            file.seek(HEADER_BYTES + first * BYTES_PER_SAMPLE)
+            raw = file.read((last - first) * BYTES_PER_SAMPLE)
+    except OSError:
+        return None
+    pcm = np.frombuffer(raw[: len(raw) - len(raw) % BYTES_PER_SAMPLE], dtype="<i2")
+    return (pcm.astype(np.float32) / 32767.0).astype(np.float32)
+
+
+def recorded_s(path: Path | str) -> float:
+    """How many seconds the recording at ``path`` holds (0 when there is none)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(HEADER_BYTES)
+    except OSError:
+        return 0.0
+    if len(head) < HEADER_BYTES or head[0:4] != b"RIFF" or head[36:40] != b"data":
+        return 0.0
+    rate = struct.unpack("<I", head[24:28])[0]
+    return struct.unpack("<I", head[40:44])[0] / BYTES_PER_SAMPLE / max(rate, 1)
+
+
 def recording_name(transcript_id: str, when) -> str:
     """Where a live session's recording goes, relative to MEDIA_ROOT."""
     return os.path.join("live", f"{when:%Y/%m/%d}", f"{transcript_id}.wav")

@@ -14,7 +14,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from transcription.access import may_see
-from transcription.live import store
+from transcription.live import recovery, store
 from transcription.live.recording import LiveRecording, RecordingError, recording_name
 from transcription.live.store import StreamState
 from transcription.models import Transcript
@@ -52,17 +52,22 @@ def may_resume(session: str, user) -> bool:
     return may_see(user, transcript)
 
 
-def reopen(session: str) -> tuple[StreamState, str]:
+def reopen(session: str, language: str, last_seq: int = 0) -> tuple[StreamState, str]:
     """Mark a resumed session running again; returns where its timeline goes on and its
-    recording's name.
+    recording's name. Its events are numbered after ``last_seq``, the client's last.
 
     The saved state can be older than the rows (it expires; a web process that died never
     saved it): the furthest point either reached is where the timeline goes on, so that no
-    new segment overlaps an old one and no index is used twice."""
+    new segment overlaps an old one and no index is used twice. With no saved state at all
+    (expired, or lost with Redis) the rows and the recording tell it, and what Redis lost
+    is transcribed again from the recording (recovery.py)."""
     transcript = Transcript.objects.get(pk=session)
     Transcript.objects.filter(pk=session).update(status=Transcript.Status.RUNNING, finished_at=None)
+    store.seq_at_least(session, last_seq)
+    saved = store.saved_state(session)
+    if saved is None:
+        return recovery.resume_point(session, language), transcript.audio.name
     last = transcript.segments.aggregate(end=Max("end"), index=Max("index"))
-    saved = store.load_state(session)
     point = StreamState(
         max(saved.position_s, float(last["end"] or 0.0)),
         max(saved.next_utterance, last["index"] + 1 if last["index"] is not None else 0),

@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 import redis
 from django.conf import settings
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 LOG_TTL_S = 3600
 MAX_EVENTS = 5000
@@ -37,6 +39,9 @@ EARLY_TTL_S = 300
 # A session refreshes its entry in its user's set while it lives; one not refreshed for
 # this long belongs to a server that died without running disconnect().
 SESSION_STALE_S = 120
+# A command on a connection that a Redis restart cut is tried again on a new one, for
+# about 1.5 s in all: a restart costs the session nothing when it is that quick.
+RETRY = Retry(ExponentialBackoff(cap=0.5, base=0.05), 5)
 
 _pools: dict[str, redis.ConnectionPool] = {}
 _pools_lock = threading.Lock()
@@ -52,7 +57,11 @@ def client() -> redis.Redis:
             pool = _pools.get(url)
             if pool is None:
                 pool = redis.ConnectionPool.from_url(
-                    url, socket_timeout=5, socket_connect_timeout=5
+                    url,
+                    socket_timeout=5,
+                    socket_connect_timeout=5,
+                    retry=RETRY,
+                    retry_on_error=[redis.ConnectionError],
                 )
                 _pools[url] = pool
     return redis.Redis(connection_pool=pool)
@@ -78,6 +87,20 @@ def record(session: str, event: dict[str, Any]) -> dict[str, Any]:
     pipe.expire(log_key, LOG_TTL_S)
     pipe.execute()
     return event
+
+
+# Raises the counter to ARGV[1] unless it is there already.
+_AT_LEAST = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 1
+"""
+
+
+def seq_at_least(session: str, seq: int) -> None:
+    """Number the session's next events after ``seq``: a Redis that lost the counter would
+    start it again at 1, and a client drops events numbered before those it has."""
+    client().eval(_AT_LEAST, 1, _key(session, "seq"), int(seq), LOG_TTL_S)
 
 
 def replay(session: str, after_seq: int) -> list[dict[str, Any]]:
@@ -117,8 +140,16 @@ def save_state(session: str, state: StreamState) -> None:
 
 
 def load_state(session: str) -> StreamState:
+    return saved_state(session) or StreamState()
+
+
+def saved_state(session: str) -> StreamState | None:
+    """The state a stream saved when it ended; None when Redis has none (it expired, the
+    web process died before saving it, or Redis lost its data)."""
     raw = client().get(_key(session, "state"))
-    data = json.loads(raw) if raw else {}
+    if not raw:
+        return None
+    data = json.loads(raw)
     return StreamState(float(data.get("position_s", 0.0)), int(data.get("next_utterance", 0)))
 
 
@@ -149,20 +180,33 @@ async def wait_for_handover(session: str, holder: str, timeout_s: float) -> bool
     return False
 
 
-# Renews the hold, or takes it back when it is gone (a Redis that lost its data): a
-# session streaming without a holder would be swept, and a resume would not hand over.
+# Renews the hold (1), or takes it back when it is gone (2: a Redis that lost its data):
+# a session streaming without a holder would be swept, and a resume would not hand over.
 _KEEP = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return 1
+if holder then return 1 end
+return 2
 """
 
 
+class Hold(StrEnum):
+    HELD = "held"
+    OTHER = "other"  # another connection holds the session
+    LOST = "lost"  # the hold was gone: Redis lost its data (or an hour passed unrenewed)
+
+
+def hold_session(session: str, channel: str) -> Hold:
+    """Renew ``channel``'s hold on the session (while it streams), saying whether it was
+    still there."""
+    result = int(client().eval(_KEEP, 1, _key(session, "owner"), channel, LOG_TTL_S))
+    return (Hold.OTHER, Hold.HELD, Hold.LOST)[result]
+
+
 def keep_session(session: str, channel: str) -> bool:
-    """Renew ``channel``'s hold on the session (while it streams); False when another
-    connection holds it."""
-    return bool(client().eval(_KEEP, 1, _key(session, "owner"), channel, LOG_TTL_S))
+    """Renew ``channel``'s hold on the session; False when another connection holds it."""
+    return hold_session(session, channel) != Hold.OTHER
 
 
 def has_state(session: str) -> bool:

@@ -1,9 +1,10 @@
 """Worker side of live sessions: one utterance (or a partial of one) at a time.
 
-The consumer cuts the stream into utterances and parks each one's audio in Redis;
-these functions transcribe it, store the final as a segment whose index is the
-utterance number (so a redelivered task rewrites the same row), and announce the
-result through the session's notifier.
+The consumer cuts the stream into utterances and parks each one's audio in Redis (when
+Redis lost it, the session's recording still has it); these functions transcribe it,
+store the final as a segment whose index is the utterance number (a redelivered task
+rewrites the same row, and no final ever overwrites another utterance's: finals.py), and
+announce the result through the session's notifier.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import math
 import time
 
 import numpy as np
-from django.db import transaction
+from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from transcription.live import store
+from transcription.live.finals import store_final
 from transcription.live.jobs import PartialJob, UtteranceJob
+from transcription.live.recording import read_span
 from transcription.live.store import Decision, Request
 from transcription.models import Segment, Transcript
 from transcription.notify import ProgressNotifier
@@ -35,6 +38,15 @@ CONTEXT_FINALS = 6
 def _audio(key: str) -> np.ndarray | None:
     data = store.take_audio(key)
     return None if data is None else np.frombuffer(data, dtype=np.float32)
+
+
+def _recorded(session: str, start: float, end: float) -> np.ndarray | None:
+    """The utterance from the session's recording: its audio in Redis is gone (Redis lost
+    its data, or the hour ran out) but the recording holds every second the consumer got."""
+    name = Transcript.objects.filter(pk=session).values_list("audio", flat=True).first()
+    if not name:
+        return None
+    return read_span(default_storage.path(name), start, end)
 
 
 def _previous_finals(session: str, index: int) -> list[str]:
@@ -76,6 +88,8 @@ def transcribe_utterance(job: UtteranceJob) -> Segment | None:
     picked_at = time.time()
     audio = _audio(job.audio_key)
     if audio is None:
+        audio = _recorded(session, start, end)
+    if audio is None:
         if early_key and store.settle_early(early_key, Decision.ABANDONED) != Decision.FINAL:
             return None
         # Only after the audio's hour in Redis ran out; say so rather than hang the client.
@@ -111,29 +125,29 @@ def transcribe_utterance(job: UtteranceJob) -> Segment | None:
             return None
         store.supersede_partials(session, index)
         waited = time.time() - computed_at
-    segment = None
+    segment, written = None, False
     if text:
         first = kept[0]
-        with transaction.atomic():
-            segment, _ = Segment.objects.update_or_create(
-                transcript_id=session,
-                index=index,
-                defaults={
-                    "start": start,
-                    "end": end,
-                    "text": text,
-                    "avg_logprob": first.avg_logprob,
-                    "no_speech_prob": first.no_speech_prob,
-                    "words": words,
-                },
-            )
+        fields = {
+            "text": text,
+            "avg_logprob": first.avg_logprob,
+            "no_speech_prob": first.no_speech_prob,
+            "words": words,
+        }
+        segment, written = store_final(session, index, start, end, fields)
+        if written:
             Transcript.objects.filter(pk=session, language="").update(language=used_language)
+        else:
+            # Its speech is stored already (a final on its way when Redis lost the session,
+            # and the same stretch recovered from the recording): said once, not twice.
+            text, words, segment = "", None, None
     finished_at = time.time()
     device, _compute = engine.runtime()
     confidence = math.exp(kept[0].avg_logprob) if kept and kept[0].avg_logprob is not None else None
     notifier.send(
         "final",
-        utterance=index,
+        # Moved to a free number when another utterance held its own (finals.py).
+        utterance=segment.index if segment else index,
         segment=segment.pk if segment else None,
         start=start,
         end=end,
