@@ -11,7 +11,7 @@ if [ "${1:-web}" = "web" ]; then
     # Prints a generated password once when ADMIN_PASSWORD is unset: see `docker compose logs web`.
     python manage.py ensure_admin
     python manage.py collectstatic --noinput --verbosity 0
-    exec python -m sttproject.server -b 0.0.0.0 -p 5000 --proxy-headers sttproject.asgi:application
+    exec python -m sttproject.server -b 0.0.0.0 -p 5000 sttproject.asgi:application
 fi
 
 exec "$@"

@@ -6,6 +6,7 @@ deployment stops start-up with a message instead of running on a silent default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -115,6 +116,28 @@ def envlist(
     if not items:
         raise ImproperlyConfigured(f"{name}={value!r} holds no items; give a comma-separated list")
     return items
+
+
+def envnetworks(
+    name: str, default: list[str], *, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """IP addresses and networks (``10.0.0.5``, ``172.16.0.0/12``, ``::1``), comma-separated,
+    each given back in its normal form (an address as a one-address network); ``none`` is the
+    empty list."""
+    value = _raw(name, environ)
+    if value is None:
+        return list(default)
+    if value.lower() == "none":
+        return []
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}={value!r}: {item!r} is not an IP address or network (10.0.0.0/8)"
+            ) from None
+    return networks
 
 
 def envport(name: str, default: int, *, environ: Mapping[str, str] | None = None) -> int:

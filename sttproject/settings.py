@@ -19,6 +19,7 @@ from sttproject.env import (
     envfloat,
     envint,
     envlist,
+    envnetworks,
     envport,
     envstr,
     envurl,
@@ -53,6 +54,9 @@ SECRET_KEY = _secret_key()
 # should name its hosts (README: Configuration).
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["*"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", ["http://localhost:5000"])
+# Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (sttproject/proxies.py);
+# from any other peer they are ignored. Empty by default: nobody's.
+TRUSTED_PROXIES = envnetworks("TRUSTED_PROXIES", [])
 
 INSTALLED_APPS = [
     "daphne",

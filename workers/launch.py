@@ -166,7 +166,7 @@ def procfile_lines(
 ) -> list[str]:
     config = LaunchConfig.from_env(environ)
     loglevel = config.loglevel
-    web = web_command(config.web_host, config.web_port, python=python, proxy_headers=True)
+    web = web_command(config.web_host, config.web_port, python=python)
     lines = [f"web: exec {shlex.join(web)}"]
     # One process per GPU: the model is loaded once per process and a GPU serves one
     # decode at a time best; -c 1 with prefetch 1 keeps each worker to one job.
