@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -77,6 +78,10 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 def status_page(request: HttpRequest) -> HttpResponse:
+    """Workers, their hosts and GPUs, the LLM's address, Flower's port: for operators (staff).
+    Anonymous visitors are sent to sign in (LoginRequiredMiddleware); other users get 403."""
+    if not request.user.is_staff:
+        raise PermissionDenied("The status page is for staff.")
     healthy, health = platform_health()
     by_queue, _ = workers_by_queue(redis_client())
     workers = {w["hostname"]: w for queue in by_queue.values() for w in queue}
