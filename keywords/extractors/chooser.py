@@ -15,7 +15,7 @@ import threading
 
 from django.conf import settings
 
-from keywords.backends import probe_llm
+from keywords.backends import probe_llm, record_answer
 from keywords.extractors.base import Extractor, KeywordItem
 from keywords.extractors.embedded import EmbeddedExtractor
 from keywords.extractors.vllm import LlmUnavailable, VllmExtractor
@@ -71,13 +71,18 @@ def extract_keywords(
     fallback = embedded or _embedded
     if wants_llm():
         try:
-            return (llm or default_llm_extractor()).extract(
+            items = (llm or default_llm_extractor()).extract(
                 text, language=language, max_items=max_items
             )
+            # What answered, for /api/config (keywords.backends.answering_backend).
+            record_answer("vllm")
+            return items
         except LlmUnavailable as exc:
             log.warning("LLM keyword extraction unavailable, using embedded: %s", exc)
         except Exception:
             # A bug in the LLM path must not cost a transcript its keywords; the
             # traceback is logged so it still gets fixed.
             log.exception("LLM keyword extraction failed, using embedded")
-    return fallback.extract(text, language=language, max_items=max_items)
+    items = fallback.extract(text, language=language, max_items=max_items)
+    record_answer("embedded")
+    return items

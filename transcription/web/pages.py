@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from django.conf import settings
@@ -13,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
-from keywords.backends import active_backend, probe_llm
+from keywords.backends import answering_backend, last_answer, probe_llm
 from keywords.services import summary
 from transcription.access import visible_transcripts
 from workers.gpu import resolve_runtime
@@ -29,7 +30,10 @@ def _platform_summary() -> dict:
         settings.WHISPER_DEVICE, settings.WHISPER_COMPUTE_TYPE, len(gpus)
     )
     llm = probe_llm()
-    backend = active_backend(llm)
+    answer = last_answer()
+    # The backend giving keywords now, not the one KEYWORD_BACKEND asks for: with the LLM
+    # down or failing, the embedded extractor answers, and "mode" must say so.
+    backend = answering_backend(llm, answer)
     return {
         # The original system's keys, unchanged in meaning.
         "status": "ok" if stt_workers else "degraded",
@@ -43,6 +47,13 @@ def _platform_summary() -> dict:
         "whisper_compute_type": compute_type,
         "keyword_backend": settings.KEYWORD_BACKEND,
         "keyword_backend_active": backend,
+        "keywords_backend": backend,
+        # The keyword workers' latest answer (within a couple of minutes), or null.
+        "keywords_last_answer": (
+            {"backend": answer["backend"], "age_s": round(max(0.0, time.time() - answer["at"]), 1)}
+            if answer
+            else None
+        ),
         "llm_model": settings.VLLM_MODEL,
         "llm_url": settings.VLLM_API_URL,
         "llm_available": llm.serves_model,
