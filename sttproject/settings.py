@@ -160,7 +160,12 @@ CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks as they run
 CELERY_TASK_SEND_SENT_EVENT = True
 # A redelivered message must outlive the longest task, or Redis hands an
 # unacknowledged long transcription to a second worker while the first still runs.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 4 * 3600,
+    # A worker polls its queues in the order it names them (stt_live before stt), instead
+    # of taking turns: a live final goes first however many uploads are queued.
+    "queue_order_strategy": "priority",
+}
 CELERY_TIMEZONE = "UTC"
 # Pool processes load their models before saying they are up (workers/warmup.py); a large
 # model on a GPU takes far longer than Celery's default 4 s allowance.

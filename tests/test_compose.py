@@ -25,7 +25,7 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from workers.queues import Queue
+from workers.queues import Queue, consumed_queues
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = REPO_ROOT / "compose.yml"
@@ -59,12 +59,13 @@ def stt_workers(svcs: dict[str, dict]) -> dict[str, dict]:
     return {
         name: svc
         for name, svc in svcs.items()
-        if isinstance(svc.get("command"), list) and _queue_of(svc["command"]) == Queue.STT
+        if isinstance(svc.get("command"), list)
+        and _queue_of(svc["command"]) == ",".join(consumed_queues(Queue.STT))
     }
 
 
-def _queue_of(command: list[str]) -> str | None:
-    return command[command.index("-Q") + 1] if "-Q" in command else None
+def _queue_of(command: list[str]) -> str:
+    return command[command.index("-Q") + 1] if "-Q" in command else ""
 
 
 def _option(command: list[str], flag: str) -> str:
@@ -306,9 +307,18 @@ def test_only_gpu_services_reserve_gpus():
 def test_workers_consume_the_platform_queues():
     svcs = services()
     consumed = {
-        _queue_of(svc["command"]) for svc in svcs.values() if "worker" in svc.get("command", [])
+        queue
+        for svc in svcs.values()
+        if "worker" in svc.get("command", [])
+        for queue in _queue_of(svc["command"]).split(",")
     }
     assert consumed == {queue.value for queue in Queue}
+    # Live finals first, in the order the launcher gives.
+    assert all(
+        _queue_of(svc["command"]) == ",".join(consumed_queues(Queue.STT))
+        for svc in svcs.values()
+        if Queue.STT.value in _queue_of(svc.get("command") or []).split(",")
+    )
     for name, svc in svcs.items():
         if "worker" in svc.get("command", []):
             node = _option(svc["command"], "-n")
@@ -392,7 +402,10 @@ def test_entrypoint_is_valid_shell():
 
 def test_entrypoint_web_role_prepares_then_serves():
     text = ENTRYPOINT.read_text()
-    steps = [text.index(s) for s in ("migrate", "ensure_admin", "collectstatic", "exec daphne")]
+    steps = [
+        text.index(s)
+        for s in ("migrate", "ensure_admin", "collectstatic", "exec python -m sttproject.server")
+    ]
     assert steps == sorted(steps)
     assert "-p 5000" in text
     assert "sttproject.asgi:application" in text

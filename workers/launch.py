@@ -35,7 +35,7 @@ from sttproject.env import (
 )
 from workers.embedded import data_dir
 from workers.passwords import generated_password
-from workers.queues import Queue
+from workers.queues import Queue, consumed_queues
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Partial (interim text) workers run at the lowest CPU priority: on a CPU-only machine a
@@ -150,7 +150,8 @@ def worker_command(
     nice = ["nice", "-n", str(int(niceness))] if niceness else []
     return [
         *nice,
-        *(python, "-m", "celery", "-A", "sttproject", "worker", "-Q", queue),
+        *(python, "-m", "celery", "-A", "sttproject", "worker"),
+        *("-Q", ",".join(consumed_queues(queue))),
         *("--concurrency", str(int(concurrency)), "--pool", "prefork", "--loglevel", loglevel),
         *("-n", name),
     ]

@@ -47,7 +47,7 @@ def queue_of(command: str) -> str:
 def test_cpu_machine_gets_an_stt_worker_and_a_low_priority_partial_worker(monkeypatch):
     procs = processes(monkeypatch, STT_GPUS="cpu")
     assert set(procs) == {"web", "stt-cpu", "stt-partial-cpu", "keywords", "flower"}
-    assert queue_of(procs["stt-cpu"]) == "stt" and "nice" not in procs["stt-cpu"]
+    assert queue_of(procs["stt-cpu"]) == "stt_live,stt" and "nice" not in procs["stt-cpu"]
     assert queue_of(procs["stt-partial-cpu"]) == "stt_partial"
     assert f"exec nice -n {PARTIAL_NICENESS} python -m celery" in procs["stt-partial-cpu"]
     assert "-n stt-partial-cpu@%h" in procs["stt-partial-cpu"]
@@ -65,7 +65,7 @@ def test_each_gpu_gets_both_workers_pinned_to_it(monkeypatch):
 def test_partials_folded_into_stt_start_no_partial_worker(monkeypatch, value):
     procs = processes(monkeypatch, STT_GPUS="cpu", LIVE_PARTIAL_QUEUE=value)
     assert not [name for name in procs if "partial" in name]
-    assert queue_of(procs["stt-cpu"]) == "stt"
+    assert queue_of(procs["stt-cpu"]) == "stt_live,stt"
 
 
 def test_a_mistyped_partial_queue_stops_the_launcher_as_it_stops_the_settings(monkeypatch):
