@@ -4,7 +4,6 @@ Every variable is documented in README.md (Configuration)."""
 
 from __future__ import annotations
 
-import re
 import secrets
 from pathlib import Path
 
@@ -250,12 +249,15 @@ UPLOAD_MAX_MB = envint("UPLOAD_MAX_MB", 500, minimum=1)
 # not the bytes: 13.5 MB of Opus holds ten hours. Checked on the header at upload and again
 # on the decoded samples in the worker, as a header can lie.
 UPLOAD_MAX_DURATION_S = envint("UPLOAD_MAX_DURATION_S", 4 * 3600, minimum=1)
-# Uploads per user, e.g. 60/hour (second, minute, hour or day).
-UPLOAD_RATE_LIMIT = envstr("UPLOAD_RATE_LIMIT", "60/hour")
-if not re.fullmatch(r"\d+/(second|minute|hour|day)", UPLOAD_RATE_LIMIT):
-    raise ImproperlyConfigured(f"UPLOAD_RATE_LIMIT={UPLOAD_RATE_LIMIT!r} is not like 60/hour")
-# DRF keeps the upload rate-limit counters in the cache: Redis, so that every web process
-# counts against the same limit (the default per-process memory cache would not).
+# Uploads are accepted and queued however many come; the workers are shared between people
+# (transcription/batch/turns.py). Each person may have this many uploads at the workers at a
+# time (0: one per stt worker online)...
+UPLOAD_SLOTS_PER_USER = envint("UPLOAD_SLOTS_PER_USER", 0, minimum=0, maximum=1000)
+# ...and upload at most this many seconds of audio an hour (100 h; 0: no limit), the limit
+# against abuse: 429 with Retry-After past it.
+UPLOAD_AUDIO_PER_HOUR_S = envint("UPLOAD_AUDIO_PER_HOUR_S", 100 * 3600, minimum=0)
+# The cache is Redis, so that every web process shares what is kept there (the default
+# per-process memory cache would not).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -303,7 +305,6 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"uploads": UPLOAD_RATE_LIMIT},
     "UNICODE_JSON": True,
     # ``?format=srt`` names an export format here, not a DRF renderer.
     "URL_FORMAT_OVERRIDE": None,

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from keywords.models import Keyword
@@ -127,6 +128,8 @@ class TranscriptAdmin(admin.ModelAdmin):
                     warning="",
                     attempts=0,
                     task_id=task_id,
+                    # An operator's choice, sent at once rather than at the owner's turn.
+                    dispatched_at=timezone.now(),
                     started_at=None,
                     finished_at=None,
                 )

@@ -62,6 +62,12 @@ class Transcript(models.Model):
     attempts = models.PositiveSmallIntegerField(
         default=0, help_text="How many times a worker has started on it"
     )
+    dispatched_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its task was sent to the workers; uploads wait for their owner's "
+        "turn before that (batch/turns.py)",
+    )
     language = models.CharField(
         max_length=16, blank=True, help_text="Requested or detected language code, e.g. ko"
     )

@@ -10,6 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from transcription.batch import turns
 from transcription.batch.pipeline import fail, transcribe_transcript
 from transcription.models import Transcript
 from transcription.notify import ProgressNotifier
@@ -34,6 +35,18 @@ log = logging.getLogger(__name__)
     retry_backoff=5,
 )
 def transcribe(self, transcript_id: str) -> None:
+    try:
+        _transcribe(self, transcript_id)
+    finally:
+        # Done, failed or handed to another task: the owner's next upload may go. With the
+        # database down this fails too; the stt workers' sweep dispatches it later.
+        try:
+            turns.dispatch_after(transcript_id)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("could not dispatch the next upload after %s: %s", transcript_id, exc)
+
+
+def _transcribe(self, transcript_id: str) -> None:
     notifier = ProgressNotifier(transcript_id)
     try:
         transcript = transcribe_transcript(

@@ -92,6 +92,7 @@ def _sweep() -> None:
     from django.db import close_old_connections
 
     from transcription.batch.sweeper import sweep_orphans
+    from transcription.batch.turns import dispatch_waiting
     from transcription.live.records import end_orphaned_sessions
 
     try:
@@ -101,6 +102,9 @@ def _sweep() -> None:
         ended = end_orphaned_sessions()
         if ended:
             log.warning("marked %d orphaned live session(s) done", ended)
+        dispatched = dispatch_waiting()
+        if dispatched:
+            log.info("sent %d waiting upload(s) to the workers", dispatched)
     except Exception as exc:  # noqa: BLE001 - the database may be restarting; try next time
         log.warning("orphan sweep failed: %s", exc)
     finally:

@@ -11,21 +11,22 @@ import uuid
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
 from django.http import HttpRequest
 
+from transcription.batch import turns
 from transcription.models import Transcript
 from transcription.speech.audio import NotAudioError, format_duration, probe_audio
 from transcription.speech.languages import WHISPER_LANGUAGES
-from transcription.tasks import transcribe
 
 
 class UploadRejected(Exception):
-    """An upload refused before anything was stored, with the HTTP status that fits."""
+    """An upload refused before anything was stored, with the HTTP status that fits (and,
+    for 429, the seconds after which it would be taken)."""
 
-    def __init__(self, status_code: int, message: str) -> None:
+    def __init__(self, status_code: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.retry_after = retry_after
 
 
 def _too_large() -> UploadRejected:
@@ -68,6 +69,27 @@ def check_duration(name: str, duration_s: float | None) -> None:
         )
 
 
+def check_budget(owner, name: str, duration_s: float | None) -> None:
+    """Refuse an upload that would take its owner past ``UPLOAD_AUDIO_PER_HOUR_S``."""
+    limit = settings.UPLOAD_AUDIO_PER_HOUR_S
+    if not limit or owner is None or not owner.is_authenticated:
+        return
+    if duration_s and duration_s > limit:
+        raise UploadRejected(
+            413,
+            f"{name}: the recording is {format_duration(duration_s)} long, more than the "
+            f"{format_duration(limit)} of audio one person may upload in an hour",
+        )
+    wait = turns.budget_wait_s(owner.pk, duration_s)
+    if wait:
+        raise UploadRejected(
+            429,
+            f"you have uploaded {format_duration(limit)} of audio in the last hour, the most "
+            f"one person may (UPLOAD_AUDIO_PER_HOUR_S); try again in {format_duration(wait)}",
+            retry_after=int(wait),
+        )
+
+
 def create_upload(
     upload: UploadedFile | None,
     *,
@@ -77,8 +99,9 @@ def create_upload(
 ) -> Transcript:
     """Store an uploaded file as a queued transcript and queue its transcription.
 
-    The task is sent when the caller's transaction commits, so a worker never looks for a
-    row that is not there yet (or that a rollback took back).
+    The transcript waits for its owner's turn (batch/turns.py); its task is sent when the
+    caller's transaction commits, so a worker never looks for a row that is not there yet
+    (or that a rollback took back).
     """
     if upload is None:
         raise UploadRejected(400, "no file: send the recording as multipart field 'file'")
@@ -93,6 +116,7 @@ def create_upload(
     finally:
         upload.seek(0)
     check_duration(upload.name, info.duration_s)
+    check_budget(owner, upload.name, info.duration_s)
     task_id = str(uuid.uuid4())
     transcript = Transcript.objects.create(
         owner=owner if owner is not None and owner.is_authenticated else None,
@@ -103,7 +127,5 @@ def create_upload(
         audio=upload,
         task_id=task_id,
     )
-    transaction.on_commit(
-        lambda: transcribe.apply_async(args=[str(transcript.pk)], task_id=task_id)
-    )
+    turns.dispatch(transcript.owner_id)
     return transcript

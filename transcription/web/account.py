@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
+from transcription.speech.audio import format_duration
 from transcription.web.openai_api import model_ids
 
 
@@ -41,7 +42,9 @@ def account(request: HttpRequest) -> HttpResponse:
             "base_url": base_url,
             "default_language": settings.DEFAULT_LANGUAGE,
             "model_ids": model_ids(),
-            "upload_rate_limit": settings.UPLOAD_RATE_LIMIT,
+            "upload_audio_per_hour": format_duration(settings.UPLOAD_AUDIO_PER_HOUR_S)
+            if settings.UPLOAD_AUDIO_PER_HOUR_S
+            else "",
             "timeout_s": settings.OPENAI_API_TIMEOUT_S,
         },
     )

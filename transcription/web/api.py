@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from transcription.access import visible_transcripts
+from transcription.batch import turns
 from transcription.batch.uploads import UploadRejected, check_size, create_upload
 from transcription.search import matching_segments
 from transcription.web.audio import audio_response
@@ -77,15 +78,8 @@ class RenameSerializer(serializers.Serializer):
 
 class TranscriptListCreate(GenericAPIView):
     parser_classes = [MultiPartParser]
-    throttle_scope = "uploads"
     pagination_class = SearchPagination
     serializer_class = TranscriptListItemSerializer
-
-    def get_throttles(self):
-        from rest_framework.throttling import ScopedRateThrottle
-
-        # Only uploads are rate-limited; reading the history is not.
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
 
     @extend_schema(
         summary="List and search transcripts",
@@ -115,7 +109,10 @@ class TranscriptListCreate(GenericAPIView):
             202: TranscriptSerializer,
             400: ErrorSerializer,
             413: ErrorSerializer,
-            429: OpenApiResponse(description="Too many uploads"),
+            429: OpenApiResponse(
+                description="Over your hourly audio budget (UPLOAD_AUDIO_PER_HOUR_S); "
+                "Retry-After says when it fits"
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -129,7 +126,8 @@ class TranscriptListCreate(GenericAPIView):
                     title=request.data.get("title", ""),
                 )
         except UploadRejected as exc:
-            return Response({"error": str(exc)}, status=exc.status_code)
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            return Response({"error": str(exc)}, status=exc.status_code, headers=headers)
         body = transcript_payload(transcript, with_segments=False)
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
@@ -171,7 +169,10 @@ class TranscriptDetail(APIView):
     )
     def delete(self, request: Request, pk) -> Response:
         transcript = get_object_or_404(visible_transcripts(request.user), pk=pk)
+        owner_id = transcript.owner_id
         transcript.delete()  # its audio file goes too, once committed (signals.py)
+        # A queued or running upload held one of its owner's turns.
+        turns.dispatch(owner_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -39,8 +39,6 @@ from django.http.multipartparser import MultiPartParserError
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authtoken.models import Token
-from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
 
 from transcription.batch.uploads import UploadRejected, check_size, create_upload
 from transcription.models import Segment, Transcript
@@ -97,22 +95,6 @@ class OpenAIError(Exception):
         return response
 
 
-class UploadRateThrottle(ScopedRateThrottle):
-    """The REST upload endpoint's limit: same scope, so the same per-user counter in the cache.
-
-    An upload through either endpoint uses up the one ``UPLOAD_RATE_LIMIT`` budget.
-    """
-
-    def get_rate(self) -> str | None:
-        # ScopedRateThrottle reads THROTTLE_RATES, bound once at import; reading api_settings
-        # now also honours a reloaded REST_FRAMEWORK setting.
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-
-
-class _UploadScope:
-    throttle_scope = "uploads"
-
-
 def model_ids() -> list[str]:
     """``whisper-1`` for clients that hard-code it, and the name of the model that serves."""
     configured = settings.WHISPER_MODEL.rstrip("/")
@@ -150,27 +132,6 @@ async def authenticate(request: HttpRequest):
             headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )
     return token.user
-
-
-def _throttle(request: HttpRequest, user) -> None:
-    request.user = user  # what the throttle keys its counter on
-    throttle = UploadRateThrottle()
-    if throttle.allow_request(request, _UploadScope()):
-        return
-    wait = max(1, round(throttle.wait() or 1))
-    raise OpenAIError(
-        429,
-        f"Rate limit reached for uploads: {throttle.num_requests} per "
-        f"{_period(throttle.duration)} per user (UPLOAD_RATE_LIMIT). "
-        f"Try again in {wait} s.",
-        type="requests",
-        code="rate_limit_exceeded",
-        headers={"Retry-After": str(wait)},
-    )
-
-
-def _period(seconds: int | None) -> str:
-    return {1: "second", 60: "minute", 3600: "hour", 86400: "day"}.get(seconds or 0, "period")
 
 
 def _parse_body(request: HttpRequest) -> tuple[dict[str, Any], Any]:
@@ -265,6 +226,14 @@ def _store(upload, user, language: str) -> Transcript:
     except UploadRejected as exc:
         if exc.status_code == 413:
             raise OpenAIError(413, str(exc), param="file", code="file_too_large") from exc
+        if exc.status_code == 429:
+            raise OpenAIError(
+                429,
+                str(exc),
+                type="requests",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": str(exc.retry_after or 60)},
+            ) from exc
         raise OpenAIError(
             exc.status_code,
             f"Invalid file format. {exc}. Send an audio or video file "
@@ -416,8 +385,6 @@ async def transcriptions(request: HttpRequest) -> HttpResponse:
     started = time.monotonic()
     try:
         user = await authenticate(request)
-        # DRF's order: authenticate, then throttle, then read the request.
-        await sync_to_async(_throttle)(request, user)
         try:
             check_size(request)
         except UploadRejected as exc:
