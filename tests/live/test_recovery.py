@@ -215,3 +215,24 @@ def test_a_resume_with_a_saved_state_trusts_it(transcript, session_key, monkeypa
     store.save_state(str(transcript.pk), StreamState(30.0, 7))
     point, _name = records.reopen(str(transcript.pk), "ko")
     assert point == StreamState(30.0, 7)
+
+
+def test_an_orphaned_session_gets_its_untranscribed_speech_from_the_recording(
+    transcript, media, eval_clip, monkeypatch
+):
+    """Its connection died (with Redis, or not) before the last utterance was transcribed,
+    and no client came back: the sweep that ends it sends that stretch to a worker."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    sent = []
+    monkeypatch.setattr(recovery.dispatch, "send_utterance", lambda *a: sent.append(a))
+    speech = decode_audio(eval_clip("ko_picovoice_leopard_test_ko")[0])
+    transcript.audio = f"live/{transcript.pk}.wav"
+    transcript.started_at = timezone.now() - dt.timedelta(hours=2)
+    transcript.save()
+    with LiveRecording(media / transcript.audio.name) as recording:
+        recording.append(np.concatenate([speech, np.zeros(RATE, np.float32)]))
+    assert records.end_orphaned_sessions() == 1
+    assert [(action.index, language) for _s, language, action in sent] == [(0, "ko")]

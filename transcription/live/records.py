@@ -127,7 +127,8 @@ def end_orphaned_sessions(now: dt.datetime | None = None) -> int:
     seconds (the hold lasts ``store.LOG_TTL_S``), so a session running with no holder, no
     stream ended lately (whose ``finish_live`` may still wait in the queue) and started
     before that is orphaned: it is marked done with what was stored (its segments are the
-    transcript), never failed. A resume reopens it. Safe to run from many workers.
+    transcript), never failed, and what its recording holds past the stored finals is
+    transcribed (recovery.py). A resume reopens it. Safe to run from many workers.
     """
     now = now or timezone.now()
     quiet = now - dt.timedelta(seconds=store.LOG_TTL_S)
@@ -156,5 +157,17 @@ def end_orphaned_sessions(now: dt.datetime | None = None) -> int:
                 status=Transcript.Status.RUNNING, finished_at=None
             )
             swept = 0
+        elif swept:
+            # Its connection died without ending the stream, perhaps with Redis: speech
+            # cut but never transcribed is in the recording.
+            recover_ended(session)
         ended += swept
     return ended
+
+
+def recover_ended(session: str) -> None:
+    language = Transcript.objects.filter(pk=session).values_list("language", flat=True).first()
+    try:
+        recovery.resume_point(session, language or settings.DEFAULT_LANGUAGE)
+    except Exception:  # the sweep goes on: the rest of the sessions matter as much
+        log.exception("live session %s: lost speech not recovered", session)
