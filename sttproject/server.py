@@ -12,7 +12,8 @@ are judged as soon as they arrive:
   passes the same limits.
 
 Views still authenticate and check sizes as before; this only stops the bytes early.
-``python -m sttproject.server`` takes daphne's own arguments.
+A WebSocket message over daphne's size limit is answered, not just dropped
+(``sttproject/websocket.py``). ``python -m sttproject.server`` takes daphne's own arguments.
 """
 
 from __future__ import annotations
@@ -246,9 +247,12 @@ def main(argv: list[str] | None = None) -> None:
     import daphne.server
     from daphne.cli import CommandLineInterface
 
-    # Daphne builds its HTTP factory by this module-level name in Server.run and offers no
-    # setting for the request class.
+    from sttproject.websocket import SizeLimitedWebSocketFactory
+
+    # Daphne builds its factories by these module-level names in Server.run and offers no
+    # setting for the request or WebSocket protocol class.
     daphne.server.HTTPFactory = GatedHTTPFactory
+    daphne.server.WebSocketFactory = SizeLimitedWebSocketFactory
     CommandLineInterface().run(sys.argv[1:] if argv is None else argv)
 
 

@@ -21,6 +21,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from sttproject.websocket import MESSAGE_TOO_BIG, oversized_event
 from transcription.live import dispatch, records, recovery, store
 from transcription.live import session as act
 from transcription.live.protocol import (
@@ -90,6 +91,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await self._on_message(parse_message(text_data))
         except ProtocolError as exc:
             await self._emit(exc.event())
+
+    async def websocket_oversized(self, message: dict[str, Any]) -> None:
+        """A message over the server's transport limit, not read (sttproject/websocket.py):
+        an error like any other (numbered in a native session), then close 1009; the
+        session ends as on any disconnect, so what came before the message is kept."""
+        await self._emit(oversized_event(message))
+        await self.close(code=MESSAGE_TOO_BIG)
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["type"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from sttproject.websocket import MESSAGE_TOO_BIG, oversized_event
 from transcription.access import visible_transcripts
 from transcription.notify import group_name
 
@@ -43,6 +44,11 @@ class TranscriptEventsConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(
             {"type": "error", "code": "read_only", "message": "this stream only sends"}
         )
+
+    async def websocket_oversized(self, message: dict) -> None:
+        """A message over the server's transport limit (sttproject/websocket.py)."""
+        await self.send_json(oversized_event(message))
+        await self.close(code=MESSAGE_TOO_BIG)
 
     async def transcript_event(self, message: dict) -> None:
         await self.send_json(message["event"])
