@@ -205,6 +205,12 @@ STT_PACK_WINDOW_S = envfloat("STT_PACK_WINDOW_S", 28.0, minimum=0.0, maximum=29.
 # end a segment. At most 1.5 s, so that no segment ever spans a 2 s silence; 0 decodes each
 # utterance alone.
 STT_JOIN_PAUSE_S = envfloat("STT_JOIN_PAUSE_S", 1.0, minimum=0.0, maximum=1.5)
+# An upload is read and transcribed in windows of this many seconds of audio, cut in pauses:
+# the worker's memory depends on this, not on the file's length.
+STT_WINDOW_S = envfloat("STT_WINDOW_S", 600.0, minimum=60.0, maximum=3600.0)
+# A transcription task works this many seconds at most, then queues the rest of its file
+# behind the work that came meanwhile (other people's files); 0: a file in one go.
+STT_SLICE_S = envfloat("STT_SLICE_S", 300.0, minimum=0.0)
 # A transcription task is stopped after this long (soft limit; the hard limit is 60 s later).
 STT_TASK_TIME_LIMIT_S = envint("STT_TASK_TIME_LIMIT_S", 3 * 3600, minimum=60)
 DEFAULT_LANGUAGE = envstr("DEFAULT_LANGUAGE", "ko")

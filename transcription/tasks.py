@@ -50,7 +50,10 @@ def _transcribe(self, transcript_id: str) -> None:
     notifier = ProgressNotifier(transcript_id)
     try:
         transcript = transcribe_transcript(
-            transcript_id, task_id=self.request.id, notifier=notifier
+            transcript_id,
+            task_id=self.request.id,
+            notifier=notifier,
+            slice_s=settings.STT_SLICE_S,
         )
     except SoftTimeLimitExceeded:
         row = Transcript.objects.get(pk=transcript_id)
@@ -65,6 +68,10 @@ def _transcribe(self, transcript_id: str) -> None:
         if row is not None:
             message = f"internal error: {type(exc).__name__}: {exc}"
             fail(row, message, notifier, code=Transcript.ErrorCode.INTERNAL)
+        return
+    if transcript is not None and transcript.status == Transcript.Status.QUEUED:
+        # The slice is over, the file is not: the rest goes to the back of the queue.
+        transcribe.apply_async(args=[transcript_id], task_id=transcript.task_id)
         return
     if transcript is not None and transcript.status == Transcript.Status.DONE:
         from keywords.tasks import extract_transcript_keywords

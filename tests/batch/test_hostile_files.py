@@ -188,3 +188,45 @@ def test_whole_files_get_no_warning():
     # Short files: a few seconds of difference is encoder padding, not a cut.
     assert truncation_warning(6.0, 2.0) == ""
     assert truncation_warning(600.0, 100.0).startswith("the file holds 1 min 40 s")
+
+
+def peak_rss_mb(command: list[str], env: dict[str, str]) -> float:
+    """Run ``command`` to its end, sampling its resident memory every 20 ms."""
+    import os
+    import time
+
+    import psutil
+
+    process = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    watched, peak = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.02)
+    assert process.wait() == 0, process.stderr.read().decode()[-2000:]
+    return peak / 2**20
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_worker_memory_stays_flat_in_the_files_length(tmp_path):
+    # Decoded whole, an hour of audio is 230 MB of samples and VAD's copies on top; read in
+    # windows, the worker holds ten minutes at a time whatever the length.
+    import sys
+
+    from tests.celery_workers import test_database_url
+    from tests.conftest import REPO_ROOT
+
+    env = {"DATABASE_URL": test_database_url(), "UPLOAD_MAX_DURATION_S": str(11 * 3600)}
+    peaks = {}
+    for name, hours in (("short", 0.2), ("long", 1.2)):
+        path = hours_of_opus(tmp_path / f"{name}.ogg", hours)
+        command = [sys.executable, str(REPO_ROOT / "manage.py"), "transcribe", str(path)]
+        command += ["--no-keywords", "--format", "txt"]
+        peaks[name] = peak_rss_mb(command, env)
+    assert peaks["long"] < 1536
+    assert peaks["long"] - peaks["short"] < 100, peaks

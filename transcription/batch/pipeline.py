@@ -1,22 +1,29 @@
 """Transcribing a stored recording: the plain domain function behind the stt task.
 
-A transcript is claimed once (``queued`` -> ``running``), decoded, cut into
-utterances by VAD and transcribed batch by batch. Each batch's segments are
-written in one transaction together with how far the audio is done, so a crash
+A transcript is claimed once (``queued`` -> ``running``), decoded as a stream in
+windows cut in pauses (batch/windows.py: memory stays flat in the file's length),
+cut into utterances by VAD and transcribed batch by batch. Each batch's segments
+are written in one transaction together with how far the audio is done, so a crash
 loses nothing already written and a redelivered task resumes where the last one
 stopped; segment indexes are unique per transcript, so a retry never duplicates.
+A task works for ``STT_SLICE_S`` at most and then queues the rest of the file
+behind other people's work.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from transcription.batch.windows import AudioWindows, cut_point
 from transcription.models import Segment, Transcript
 from transcription.notify import NullNotifier, ProgressNotifier, segment_payload
 from transcription.speech import engine
@@ -24,8 +31,8 @@ from transcription.speech.audio import (
     AudioDecodeError,
     AudioTooLongError,
     NotAudioError,
-    decode_audio,
     format_duration,
+    iter_decode,
 )
 from transcription.speech.hallucination import filter_segments
 
@@ -103,6 +110,8 @@ def _reading_failure(exc: AudioDecodeError | OSError) -> Transcript.ErrorCode:
     return Transcript.ErrorCode.NO_AUDIO
 
 
+# Decoded audio comes in pieces this long (the window grows from them).
+CHUNK_S = 30.0
 # The decoded audio may run a little past the length the header gave at upload.
 _LENGTH_SLACK = 1.01
 
@@ -141,8 +150,14 @@ def transcribe_transcript(
     task_id: str = "",
     notifier: ProgressNotifier | None = None,
     on_progress: Callable[[float], None] | None = None,
+    slice_s: float = 0.0,
 ) -> Transcript | None:
-    """Transcribe one claimed transcript. Returns it, or None when someone else has it."""
+    """Transcribe one claimed transcript. Returns it, or None when someone else has it.
+
+    With ``slice_s``, the work stops at the first batch boundary after that many seconds and
+    the transcript goes back to ``queued`` under a new task id (returned with it), so that
+    the caller can queue the rest behind other people's files; 0 works to the end.
+    """
     notifier = notifier or NullNotifier()
     if not claim(transcript_id, task_id):
         log.info("transcript %s is not queued (or owned by another task); skipping", transcript_id)
@@ -153,61 +168,18 @@ def transcribe_transcript(
         message = "the transcript has no stored audio file"
         fail(transcript, message, notifier, code=Transcript.ErrorCode.NO_AUDIO)
         return transcript
+    deadline = time.monotonic() + slice_s if slice_s else None
     try:
         with transcript.audio.open("rb") as handle:
-            audio = decode_audio(handle, max_duration_s=_longest_s(transcript))
+            finished = _transcribe_file(transcript, handle, notifier, on_progress, deadline)
     except (AudioDecodeError, OSError) as exc:
         fail(transcript, str(exc), notifier, code=_reading_failure(exc))
         return transcript
+    if not finished:
+        _requeue(transcript)
+        return transcript
 
-    duration = round(len(audio) / engine.SAMPLE_RATE, 3)
-    warning = truncation_warning(transcript.duration, duration)
-    if warning:
-        log.warning("transcript %s: %s", transcript.pk, warning)
-        Transcript.objects.filter(pk=transcript.pk).update(warning=warning)
-    regions = engine.speech_regions(audio)
-    language = transcript.language or "ko"
-    if language == "auto":
-        language = engine.detect_language(audio, regions) if regions else ""
-    Transcript.objects.filter(pk=transcript.pk).update(duration=duration, language=language)
-
-    # Resume after what a previous attempt stored.
-    already = transcript.processed_s
-    next_index = (
-        (transcript.segments.aggregate(m=Max("index"))["m"] + 1)
-        if transcript.segments.exists()
-        else 0
-    )
-    pending = [region for region in regions if region[1] > already + 1e-3]
-
-    for batch in engine.transcribe_regions(audio, pending, language or "ko"):
-        kept = filter_segments(batch.segments, speech_spans=regions)
-        stored = []
-        progress = min(batch.processed_until / duration, 1.0) if duration else 1.0
-        with transaction.atomic():
-            for result in kept:
-                segment, _ = Segment.objects.update_or_create(
-                    transcript=transcript,
-                    index=next_index,
-                    defaults={
-                        "start": result.start,
-                        "end": result.end,
-                        "text": result.text,
-                        "avg_logprob": result.avg_logprob,
-                        "no_speech_prob": result.no_speech_prob,
-                        "words": result.words,
-                    },
-                )
-                stored.append(segment)
-                next_index += 1
-            Transcript.objects.filter(pk=transcript.pk).update(
-                processed_s=batch.processed_until, progress=progress
-            )
-        notifier.segments([segment_payload(s) for s in stored])
-        notifier.progress(progress, batch.processed_until, duration)
-        if on_progress:
-            on_progress(progress)
-
+    duration = transcript.duration
     Transcript.objects.filter(pk=transcript.pk).update(
         status=Transcript.Status.DONE,
         progress=1.0,
@@ -220,3 +192,95 @@ def transcribe_transcript(
         on_progress(1.0)
     transcript.refresh_from_db()
     return transcript
+
+
+def _requeue(transcript: Transcript) -> None:
+    """Back to ``queued`` under a new task id: the slice ended, the file did not."""
+    transcript.task_id = str(uuid.uuid4())
+    transcript.status = Transcript.Status.QUEUED
+    # This start finished its slice: the poison guard counts starts of one slice.
+    Transcript.objects.filter(pk=transcript.pk).update(
+        status=Transcript.Status.QUEUED, task_id=transcript.task_id, attempts=0
+    )
+
+
+def _shifted(result: engine.SegmentResult, offset: float) -> engine.SegmentResult:
+    words = [
+        {**word, "start": round(word["start"] + offset, 2), "end": round(word["end"] + offset, 2)}
+        for word in result.words or []
+    ]
+    return replace(
+        result, start=result.start + offset, end=result.end + offset, words=words or result.words
+    )
+
+
+def _transcribe_file(transcript, handle, notifier, on_progress, deadline) -> bool:
+    """Window by window from where the last attempt stopped; False when the deadline came
+    first (what was done is stored and ``processed_s`` says where to go on)."""
+    declared = transcript.duration
+    language = transcript.language or "ko"
+    position = transcript.processed_s
+    last = transcript.segments.aggregate(m=Max("index"))["m"]
+    next_index = 0 if last is None else last + 1
+    chunks = iter_decode(handle, CHUNK_S, start_s=position, max_duration_s=_longest_s(transcript))
+    reader = AudioWindows(chunks, position, settings.STT_WINDOW_S)
+
+    def advance(processed: float) -> None:
+        progress = min(processed / declared, 1.0) if declared else 0.0
+        Transcript.objects.filter(pk=transcript.pk).update(processed_s=processed, progress=progress)
+        notifier.progress(progress, processed, declared or processed)
+        if on_progress:
+            on_progress(progress)
+
+    while (window := reader.next()) is not None:
+        regions = engine.speech_regions(window.audio)
+        keep, cut = cut_point(regions, window.duration, window.last)
+        if language == "auto" and keep:
+            language = engine.detect_language(window.audio, keep)
+            Transcript.objects.filter(pk=transcript.pk).update(language=language)
+        batches = engine.transcribe_regions(window.audio, keep, language) if keep else []
+        for batch in batches:
+            kept = filter_segments(batch.segments, speech_spans=regions)
+            stored = []
+            processed = window.start + batch.processed_until
+            with transaction.atomic():
+                for result in kept:
+                    stored.append(_store(transcript, next_index, _shifted(result, window.start)))
+                    next_index += 1
+                advance(processed)
+            notifier.segments([segment_payload(s) for s in stored])
+            if deadline is not None and time.monotonic() > deadline:
+                log.info(
+                    "transcript %s: slice over at %.1f s; queued again", transcript.pk, processed
+                )
+                return False
+        reader.consume(cut)
+        advance(reader.position)
+
+    duration = round(reader.position, 3)
+    updates = {"duration": duration}
+    if language == "auto":
+        updates["language"] = ""  # no speech anywhere to tell it by
+    warning = truncation_warning(declared, duration)
+    if warning:
+        log.warning("transcript %s: %s", transcript.pk, warning)
+        updates["warning"] = warning
+    Transcript.objects.filter(pk=transcript.pk).update(**updates)
+    transcript.duration = duration
+    return True
+
+
+def _store(transcript: Transcript, index: int, result: engine.SegmentResult) -> Segment:
+    segment, _ = Segment.objects.update_or_create(
+        transcript=transcript,
+        index=index,
+        defaults={
+            "start": result.start,
+            "end": result.end,
+            "text": result.text,
+            "avg_logprob": result.avg_logprob,
+            "no_speech_prob": result.no_speech_prob,
+            "words": result.words,
+        },
+    )
+    return segment

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from transcription.models import Transcript
 
@@ -56,8 +57,6 @@ def _uploads_of(owner_id: int | None):
 def dispatch(owner_id: int | None) -> int:
     """Send the person's oldest waiting uploads to the broker, as many as their free slots;
     returns how many. The tasks are sent when the caller's transaction commits."""
-    from transcription.tasks import transcribe
-
     limit = slots()
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -80,12 +79,22 @@ def dispatch(owner_id: int | None) -> int:
             dispatched_at=timezone.now()
         )
         for pk, task_id in waiting:
-            transaction.on_commit(
-                lambda pk=str(pk), task_id=task_id: transcribe.apply_async(
-                    args=[pk], task_id=task_id
-                )
-            )
+            transaction.on_commit(lambda pk=str(pk), task_id=task_id: _send(pk, task_id))
     return len(waiting)
+
+
+def _send(pk: str, task_id: str) -> None:
+    from transcription.tasks import transcribe
+
+    try:
+        transcribe.apply_async(args=[pk], task_id=task_id)
+    except (BrokerError, redis.RedisError) as exc:
+        # The upload is stored; it waits for the broker instead of failing the request.
+        # Undispatched again, the stt workers' sweep sends it once Redis is back.
+        log.warning("could not queue transcript %s (%s); it waits for the sweep", pk, exc)
+        Transcript.objects.filter(pk=pk, status=Transcript.Status.QUEUED).update(
+            dispatched_at=None
+        )
 
 
 def dispatch_after(transcript_id) -> None:

@@ -246,18 +246,38 @@ def _pieces(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
             yield samples
 
 
-def iter_decode(source: Source, chunk_seconds: float = 30.0) -> Iterator[np.ndarray]:
+def iter_decode(
+    source: Source,
+    chunk_seconds: float = 30.0,
+    *,
+    start_s: float = 0.0,
+    max_duration_s: float | None = None,
+) -> Iterator[np.ndarray]:
     """Decode incrementally, yielding float32 chunks of ``chunk_seconds`` (the last may be short).
 
     Each yielded array is fresh and owned by the caller; at most one chunk is buffered, so a
-    multi-hour file never sits in memory whole. Empty audio yields nothing.
+    multi-hour file never sits in memory whole. Empty audio yields nothing. The first
+    ``start_s`` seconds are decoded and dropped (resuming a file part way); past
+    ``max_duration_s`` of audio AudioTooLongError is raised, headers notwithstanding.
     """
     if not chunk_seconds > 0 or not math.isfinite(chunk_seconds):
         raise ValueError(f"chunk_seconds must be a positive number, got {chunk_seconds!r}")
     chunk_len = max(1, round(chunk_seconds * SAMPLE_RATE))
+    skip = max(0, round(start_s * SAMPLE_RATE))
+    limit = None if max_duration_s is None else int(max_duration_s * SAMPLE_RATE)
+    decoded = 0
     chunk = np.empty(chunk_len, dtype=np.float32)
     filled = 0
     for piece in _resampled(source):
+        decoded += piece.size
+        if limit is not None and decoded > limit:
+            raise AudioTooLongError(
+                f"the audio is longer than the limit of {format_duration(max_duration_s)}"
+            )
+        if skip:
+            dropped = min(skip, piece.size)
+            skip -= dropped
+            piece = piece[dropped:]
         offset = 0
         while offset < piece.size:
             take = min(chunk_len - filled, piece.size - offset)
