@@ -280,21 +280,31 @@ def test_each_stt_worker_reserves_exactly_one_distinct_gpu():
         assert "web" in svc["depends_on"]
 
 
-def test_each_partial_worker_shares_the_gpu_of_its_stt_worker():
+@pytest.mark.parametrize(
+    ("queue", "prefix", "shares"),
+    [
+        # The lowest CPU weight, as `nice 19` gives the partial worker outside containers.
+        (Queue.STT_PARTIAL, "stt-partial-", 2),
+        # Live finals at the default weight (1024), above the uploads' worker.
+        (Queue.STT_LIVE, "stt-live-", None),
+    ],
+)
+def test_each_live_and_partial_worker_shares_the_gpu_of_its_stt_worker(queue, prefix, shares):
     svcs = services()
-    partials = {
+    siblings = {
         name: svc
         for name, svc in svcs.items()
-        if isinstance(svc.get("command"), list) and _queue_of(svc["command"]) == Queue.STT_PARTIAL
+        if isinstance(svc.get("command"), list) and _queue_of(svc["command"]) == queue
     }
-    assert set(partials) == {name.replace("stt-", "stt-partial-") for name in stt_workers(svcs)}
-    for name, svc in partials.items():
-        twin = svcs[name.replace("stt-partial-", "stt-")]
+    assert set(siblings) == {name.replace("stt-", prefix) for name in stt_workers(svcs)}
+    for name, svc in siblings.items():
+        twin = svcs[name.replace(prefix, "stt-")]
         assert gpu_devices(svc) == gpu_devices(twin), name
         assert _option(svc["command"], "-n") == f"{name}@%h"
         assert _option(svc["command"], "--concurrency") == "1"
-        # The lowest CPU weight, as `nice 19` gives the partial worker outside containers.
-        assert svc["cpu_shares"] == 2 and "cpu_shares" not in twin
+        assert svc.get("cpu_shares") == shares
+        # The uploads' worker below the live one, as `nice 10` outside containers.
+        assert twin["cpu_shares"] == 128
 
 
 def test_only_gpu_services_reserve_gpus():

@@ -267,6 +267,7 @@ def test_start_system_runs_stops_and_restarts_on_embedded_defaults(data_dir):
 
         workers = _flower_workers(platform)
         assert any(name.startswith("stt-cpu@") for name in workers)
+        assert any(name.startswith("stt-live-cpu@") for name in workers)
         assert any(name.startswith("stt-partial-cpu@") for name in workers)
         assert any(name.startswith("keywords@") for name in workers)
         _assert_only_the_web_port_is_open_without_a_password(platform)
@@ -276,7 +277,8 @@ def test_start_system_runs_stops_and_restarts_on_embedded_defaults(data_dir):
             assert platform.password(name) not in platform.log, name
 
         # Log lines are prefixed by process name.
-        for name in ("web.1", "stt-cpu.1", "stt-partial-cpu.1", "keywords.1", "flower.1"):
+        processes = ("web.1", "stt-cpu.1", "stt-live-cpu.1", "stt-partial-cpu.1", "keywords.1")
+        for name in (*processes, "flower.1"):
             assert re.search(rf"^\d\d:\d\d:\d\d {re.escape(name)}\s+\|", platform.log, re.M), name
         created = re.search(r"Created admin account 'admin' with password: (\S+)", platform.log)
         assert created, platform.log[-3000:]

@@ -14,6 +14,7 @@ from transcription.batch import turns
 from transcription.batch.pipeline import fail, transcribe_transcript
 from transcription.models import Transcript
 from transcription.notify import ProgressNotifier
+from workers.queues import Queue, waiting
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def _transcribe(self, transcript_id: str) -> None:
             task_id=self.request.id,
             notifier=notifier,
             slice_s=settings.STT_SLICE_S,
+            yield_while=lambda: waiting(Queue.STT_LIVE) > 0,
         )
     except SoftTimeLimitExceeded:
         row = Transcript.objects.get(pk=transcript_id)

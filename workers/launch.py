@@ -1,11 +1,12 @@
 """Starting the platform's processes.
 
 ``python -m workers.launch procfile`` prints the process list: daphne on
-WEB_PORT, one Celery worker on queue ``stt`` per visible GPU (each pinned with its
-own CUDA_VISIBLE_DEVICES; one CPU worker without a GPU), beside each a worker on
-``stt_partial`` (live interim text, at the lowest CPU priority; none with
-LIVE_PARTIAL_QUEUE=stt), a worker on queue ``keywords`` and Flower (on FLOWER_HOST,
-127.0.0.1 by default, always behind a password).
+WEB_PORT, one Celery worker for uploads (queues ``stt_live,stt``, at nice 10) per
+visible GPU (each pinned with its own CUDA_VISIBLE_DEVICES; one CPU worker without a
+GPU), beside each a worker for live finals (``stt_live``, at normal priority; none with
+LIVE_FINAL_WORKERS=false) and one on ``stt_partial`` (live interim text, at the lowest
+CPU priority; none with LIVE_PARTIAL_QUEUE=stt), a worker on queue ``keywords`` and
+Flower (on FLOWER_HOST, 127.0.0.1 by default, always behind a password).
 ``python -m workers.launch serve`` migrates, makes sure an admin exists, collects
 static files, then hands over to honcho, which prefixes each process's log lines
 with its name and stops them all on Ctrl-C or SIGTERM.
@@ -26,6 +27,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from sttproject.env import (
+    envbool,
     envchoice,
     envcredentials,
     envdevices,
@@ -41,6 +43,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Partial (interim text) workers run at the lowest CPU priority: on a CPU-only machine a
 # final that starts while a partial is decoding gets nearly all of the cores.
 PARTIAL_NICENESS = 19
+# Upload workers run below the live finals' workers, for the same reason.
+UPLOAD_NICENESS = 10
 # Flower's login when FLOWER_BASIC_AUTH is unset; the password is generated in DATA_DIR.
 FLOWER_USER = "flower"
 FLOWER_PASSWORD_FILE = "flower_password"
@@ -85,6 +89,7 @@ class LaunchConfig:
     keyword_concurrency: int
     loglevel: str
     partial_workers: bool
+    live_workers: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LaunchConfig:
@@ -102,6 +107,7 @@ class LaunchConfig:
                 "LOG_LEVEL", "info", ("debug", "info", "warning", "error"), environ=environ
             ).upper(),
             partial_workers=partial_workers_wanted(environ),
+            live_workers=live_workers_wanted(environ),
         )
         # Flower's UI lists every user's task arguments and can stop workers: beyond
         # loopback only with a password someone chose (a generated one would sit in var/,
@@ -158,8 +164,24 @@ def worker_command(
 
 
 def worker_niceness(queue: str) -> int:
-    """The CPU priority a worker on ``queue`` is started at."""
-    return PARTIAL_NICENESS if queue == Queue.STT_PARTIAL else 0
+    """The CPU priority a worker on ``queue`` is started at: live finals first, uploads
+    below them, interim text below everything."""
+    return {Queue.STT_PARTIAL: PARTIAL_NICENESS, Queue.STT: UPLOAD_NICENESS}.get(queue, 0)
+
+
+def live_workers_wanted(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether live finals have a worker of their own beside each stt worker."""
+    return envbool("LIVE_FINAL_WORKERS", True, environ=environ)
+
+
+def device_workers(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The workers started per device, as (name prefix, queue), in the order of starting."""
+    workers = [("stt", Queue.STT.value)]
+    if live_workers_wanted(environ):
+        workers.append(("stt-live", Queue.STT_LIVE.value))
+    if partial_workers_wanted(environ):
+        workers.append(("stt-partial", Queue.STT_PARTIAL.value))
+    return workers
 
 
 def procfile_lines(
@@ -173,22 +195,21 @@ def procfile_lines(
     # decode at a time best; -c 1 with prefetch 1 keeps each worker to one job.
     # Beside each, unless LIVE_PARTIAL_QUEUE=stt, a worker for live interim text at the
     # lowest CPU priority: it uses what the finals leave and never holds a final up.
+    # Beside each, unless LIVE_FINAL_WORKERS=false, a worker for live finals at normal
+    # priority, while the uploads' worker runs below it: a final never waits for an upload.
     gpus = visible_gpu_ids(environ)
-    partials = config.partial_workers
     for gpu in gpus or [""]:
         device = f"gpu{gpu}" if gpu else "cpu"
         pin = f"CUDA_VISIBLE_DEVICES={shlex.quote(gpu) if gpu else ''}"
-        stt = worker_command(Queue.STT, f"stt-{device}@%h", loglevel=loglevel, python=python)
-        lines.append(f"stt-{device}: {pin} exec {shlex.join(stt)}")
-        if partials:
-            partial = worker_command(
-                Queue.STT_PARTIAL,
-                f"stt-partial-{device}@%h",
+        for prefix, queue in device_workers(environ):
+            command = worker_command(
+                queue,
+                f"{prefix}-{device}@%h",
                 loglevel=loglevel,
                 python=python,
-                niceness=worker_niceness(Queue.STT_PARTIAL),
+                niceness=worker_niceness(queue),
             )
-            lines.append(f"stt-partial-{device}: {pin} exec {shlex.join(partial)}")
+            lines.append(f"{prefix}-{device}: {pin} exec {shlex.join(command)}")
     keywords = worker_command(
         Queue.KEYWORDS,
         "keywords@%h",

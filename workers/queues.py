@@ -45,3 +45,21 @@ def task_routes() -> dict[str, dict[str, str]]:
         "transcription.tasks.*": {"queue": Queue.STT.value},
         "keywords.tasks.*": {"queue": Queue.KEYWORDS.value},
     }
+
+
+_broker = None
+
+
+def waiting(queue: str) -> int:
+    """Messages waiting in ``queue`` on the broker (Redis: a list named after the queue);
+    0 when the broker cannot be asked."""
+    global _broker
+    import redis
+    from django.conf import settings
+
+    try:
+        if _broker is None:
+            _broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
+        return int(_broker.llen(queue))
+    except redis.RedisError:
+        return 0

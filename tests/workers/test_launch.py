@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.launch import PARTIAL_NICENESS, main, procfile_lines
+from workers.launch import PARTIAL_NICENESS, UPLOAD_NICENESS, main, procfile_lines
 
 LAUNCH_VARIABLES = (
     "STT_GPUS",
@@ -44,19 +44,37 @@ def queue_of(command: str) -> str:
     return words[words.index("-Q") + 1]
 
 
-def test_cpu_machine_gets_an_stt_worker_and_a_low_priority_partial_worker(monkeypatch):
+def test_cpu_machine_gets_upload_live_and_partial_workers_by_priority(monkeypatch):
     procs = processes(monkeypatch, STT_GPUS="cpu")
-    assert set(procs) == {"web", "stt-cpu", "stt-partial-cpu", "keywords", "flower"}
-    assert queue_of(procs["stt-cpu"]) == "stt_live,stt" and "nice" not in procs["stt-cpu"]
+    assert set(procs) == {
+        "web",
+        "stt-cpu",
+        "stt-live-cpu",
+        "stt-partial-cpu",
+        "keywords",
+        "flower",
+    }
+    # Uploads below live finals, interim text below both; finals first wherever served.
+    assert queue_of(procs["stt-cpu"]) == "stt_live,stt"
+    assert f"exec nice -n {UPLOAD_NICENESS} python -m celery" in procs["stt-cpu"]
+    assert queue_of(procs["stt-live-cpu"]) == "stt_live" and "nice" not in procs["stt-live-cpu"]
+    assert "-n stt-live-cpu@%h" in procs["stt-live-cpu"]
     assert queue_of(procs["stt-partial-cpu"]) == "stt_partial"
     assert f"exec nice -n {PARTIAL_NICENESS} python -m celery" in procs["stt-partial-cpu"]
     assert "-n stt-partial-cpu@%h" in procs["stt-partial-cpu"]
 
 
-def test_each_gpu_gets_both_workers_pinned_to_it(monkeypatch):
+@pytest.mark.parametrize("value", ["false", "no", "0"])
+def test_live_finals_folded_into_stt_start_no_live_worker(monkeypatch, value):
+    procs = processes(monkeypatch, STT_GPUS="cpu", LIVE_FINAL_WORKERS=value)
+    assert not [name for name in procs if "live" in name]
+    assert queue_of(procs["stt-cpu"]) == "stt_live,stt"
+
+
+def test_each_gpu_gets_its_workers_pinned_to_it(monkeypatch):
     procs = processes(monkeypatch, STT_GPUS="0,1")
     for gpu in ("0", "1"):
-        for name in (f"stt-gpu{gpu}", f"stt-partial-gpu{gpu}"):
+        for name in (f"stt-gpu{gpu}", f"stt-live-gpu{gpu}", f"stt-partial-gpu{gpu}"):
             assert procs[name].startswith(f"CUDA_VISIBLE_DEVICES={gpu} exec "), procs[name]
     assert "stt-cpu" not in procs
 

@@ -151,12 +151,15 @@ def transcribe_transcript(
     notifier: ProgressNotifier | None = None,
     on_progress: Callable[[float], None] | None = None,
     slice_s: float = 0.0,
+    yield_while: Callable[[], bool] | None = None,
 ) -> Transcript | None:
     """Transcribe one claimed transcript. Returns it, or None when someone else has it.
 
     With ``slice_s``, the work stops at the first batch boundary after that many seconds and
     the transcript goes back to ``queued`` under a new task id (returned with it), so that
-    the caller can queue the rest behind other people's files; 0 works to the end.
+    the caller can queue the rest behind other people's files; 0 works to the end. Between
+    batches, while ``yield_while()`` is true (live finals waiting), the work pauses, for at
+    most ``YIELD_MAX_S`` at a time.
     """
     notifier = notifier or NullNotifier()
     if not claim(transcript_id, task_id):
@@ -171,7 +174,9 @@ def transcribe_transcript(
     deadline = time.monotonic() + slice_s if slice_s else None
     try:
         with transcript.audio.open("rb") as handle:
-            finished = _transcribe_file(transcript, handle, notifier, on_progress, deadline)
+            finished = _transcribe_file(
+                transcript, handle, notifier, on_progress, deadline, yield_while
+            )
     except (AudioDecodeError, OSError) as exc:
         fail(transcript, str(exc), notifier, code=_reading_failure(exc))
         return transcript
@@ -214,7 +219,7 @@ def _shifted(result: engine.SegmentResult, offset: float) -> engine.SegmentResul
     )
 
 
-def _transcribe_file(transcript, handle, notifier, on_progress, deadline) -> bool:
+def _transcribe_file(transcript, handle, notifier, on_progress, deadline, yield_while) -> bool:
     """Window by window from where the last attempt stopped; False when the deadline came
     first (what was done is stored and ``processed_s`` says where to go on)."""
     declared = transcript.duration
@@ -249,6 +254,8 @@ def _transcribe_file(transcript, handle, notifier, on_progress, deadline) -> boo
                     next_index += 1
                 advance(processed)
             notifier.segments([segment_payload(s) for s in stored])
+            if yield_while is not None:
+                _give_way(yield_while)
             if deadline is not None and time.monotonic() > deadline:
                 log.info(
                     "transcript %s: slice over at %.1f s; queued again", transcript.pk, processed
@@ -268,6 +275,18 @@ def _transcribe_file(transcript, handle, notifier, on_progress, deadline) -> boo
     Transcript.objects.filter(pk=transcript.pk).update(**updates)
     transcript.duration = duration
     return True
+
+
+# A pause for live work lasts at most this long, so uploads move on under a steady stream.
+YIELD_MAX_S = 10.0
+
+
+def _give_way(yield_while: Callable[[], bool]) -> None:
+    """Wait while live work waits: the live workers get the device (GPU or CPU) to
+    themselves for it, with this upload's state kept in memory (no decoding again)."""
+    until = time.monotonic() + YIELD_MAX_S
+    while yield_while() and time.monotonic() < until:
+        time.sleep(0.05)
 
 
 def _store(transcript: Transcript, index: int, result: engine.SegmentResult) -> Segment:

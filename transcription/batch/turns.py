@@ -92,9 +92,7 @@ def _send(pk: str, task_id: str) -> None:
         # The upload is stored; it waits for the broker instead of failing the request.
         # Undispatched again, the stt workers' sweep sends it once Redis is back.
         log.warning("could not queue transcript %s (%s); it waits for the sweep", pk, exc)
-        Transcript.objects.filter(pk=pk, status=Transcript.Status.QUEUED).update(
-            dispatched_at=None
-        )
+        Transcript.objects.filter(pk=pk, status=Transcript.Status.QUEUED).update(dispatched_at=None)
 
 
 def dispatch_after(transcript_id) -> None:
