@@ -60,7 +60,9 @@ bench-keywords: install-dev
 	$(BIN)/python -m bench.keywords
 
 # Dev clips streamed through /ws at real-time pace by 1, 2 and 4 clients: CER, latency,
-# overhead over plain faster-whisper, backlog, no-speech words (bench/live.py).
+# overhead over plain faster-whisper, backlog, no-speech words (bench/live.py); then one
+# client again with eight 2-minute uploads queued: final latency p95 against level 1's
+# (live first, issue 12; BENCH_ARGS="--uploads 0" skips it).
 # BENCH_ARGS="--levels 1 --rounds 3" streams one client three times and pools the finals.
 bench-live: install-dev model
 	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m bench.live $(BENCH_ARGS)

@@ -1,10 +1,12 @@
 """Live transcription through ``/ws`` at real-time pace, with 1, 2 and 4 clients at once.
 
 ``make bench-live`` (or ``python -m bench.live`` with ``DATABASE_URL`` / ``REDIS_URL`` set)
-sets the platform up as a deployment runs it: daphne in a subprocess, one Celery worker on
-queue ``stt`` (concurrency 1, as ``workers/launch.py`` starts a CPU worker), one on
-``stt_partial`` at nice 19 (none with ``LIVE_PARTIAL_QUEUE=stt``) and one on ``keywords``
-with the embedded extractor, a database of its own (``stt_bench_live``, created
+sets the platform up as a deployment runs it: daphne in a subprocess, the Celery workers
+``workers.launch.device_workers()`` lists for one device, each with the launcher's command
+(concurrency 1) and niceness: uploads on ``stt_live,stt`` at nice 10, live finals on
+``stt_live`` (none with ``LIVE_FINAL_WORKERS=false``), partials on ``stt_partial`` at nice
+19 (none with ``LIVE_PARTIAL_QUEUE=stt``); and one on ``keywords`` with the embedded
+extractor, a database of its own (``stt_bench_live``, created
 when missing and migrated) and a Redis database number of its own (so no other worker on the
 server takes its jobs). Clients are real WebSocket clients over TCP (``bench/wsclient.py``,
 a minimal RFC 6455 client on asyncio streams) speaking the native protocol.
@@ -42,6 +44,19 @@ slope, seconds per minute) of the backlog left right after each final, and the m
 utterances still pending after a final. The batch path's CER on the same clips comes from
 the platform's engine functions in this process (Silero VAD regions, batched Whisper,
 hallucination filter), as the ``transcribe`` task runs them.
+
+Live first (issue 12): after the levels, one client streams the level-1 stream again, the
+same number of rounds, while ``--uploads`` (8) uploads of ``--upload-s`` (120) seconds of
+Korean speech (the eval clips with 4 s silences, written once under the bench's temporary
+folder) are queued through ``POST /api/transcripts/`` with an API token of the bench's
+user, just before the first round (topped up to 8 before each later one), so that the
+upload worker is busy all through the stream. Reported: final latency p50 and p95 with the
+uploads queued against the level-1 figures of the same run, the ratio at p95 against 1.5x,
+which part of the latency grew (mean endpoint, queue, compute, delivery: means add up), and
+the upload audio the workers transcribed during each round (``processed_s`` of the uploads
+before and after) with the upload worker's CPU time. The platform is stopped right after
+that run and the uploads deleted, so plain compute is timed on a quiet machine.
+``--uploads 0`` skips it.
 
 One run of a level is six finals per client, and this machine's Whisper calls vary by 10-15%
 from one run to the next: ``--rounds N`` streams each level N times and pools the finals for
@@ -86,14 +101,16 @@ from bench.harness import (
     stop_process,
 )
 from bench.live_report import (
-    PARTIALS_LABEL,
     TASK_FAILED,
     analyse_client,
     cer_of,
+    live_first,
     report,
     score,
     summarise_level,
+    upload_seconds_done,
     worker_tasks,
+    workers_label,
 )
 from bench.live_stream import (
     FRAME,
@@ -103,14 +120,20 @@ from bench.live_stream import (
     ClientRun,
     Stream,
     build_stream,
+    build_upload,
     load_clips,
+    write_wav,
 )
 from bench.wsclient import WsClient
-from workers.launch import partial_workers_wanted, web_command
+from workers.launch import device_workers, web_command
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 
 WARMUP_CLIP = "ko_picovoice_leopard_test_ko"
+# The queues of live work; an upload's transcription is on ``stt``.
+LIVE_QUEUES = ("stt_live", "stt_partial", "keywords")
+# The uploads run's uploads belong to the same user as its live session.
+UPLOADS_USER = "bench-live"
 
 
 def mirror_log(process: subprocess.Popen, path: Path) -> threading.Thread:
@@ -310,8 +333,11 @@ def sign_in(username: str = "bench-live") -> str:
 
 
 class Platform:
-    """daphne, an stt worker, a partial worker (unless LIVE_PARTIAL_QUEUE=stt) and a keyword
-    worker on the bench's database and Redis, as ``workers/launch.py`` starts them."""
+    """daphne, the speech workers ``workers.launch.device_workers()`` lists for one device
+    (uploads on ``stt_live,stt`` at nice 10, live finals on ``stt_live``, partials on
+    ``stt_partial`` at nice 19, as the environment leaves them on) and a keyword worker, on
+    the bench's database and Redis, each started with the launcher's command and niceness:
+    the bench measures what a deployment runs."""
 
     def __init__(self, workdir: Path, redis_url: str, max_level: int) -> None:
         import httpx
@@ -332,6 +358,7 @@ class Platform:
                 if name.startswith(("stt", "keywords", "live:")):
                     self.redis.delete(key)
         self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,
             # Every client comes from 127.0.0.1: let all of a level's sessions in.
@@ -344,14 +371,17 @@ class Platform:
         )
         self._stack = contextlib.ExitStack()
         self.logs = {"web": workdir / "web.log"}
+        self.workers: dict[str, subprocess.Popen] = {}
+        # The speech workers' queues, in the launcher's order: their logs hold the tasks.
+        self.speech = [queue for _prefix, queue in device_workers()]
         try:
-            workers = [("stt", {}), ("keywords", {"KEYWORD_BACKEND": "embedded"})]
-            if partial_workers_wanted():
-                workers.append(("stt_partial", {}))
+            workers = [(queue, {}) for queue in self.speech]
+            workers.append(("keywords", {"KEYWORD_BACKEND": "embedded"}))
             for queue, extra in workers:
                 worker = self._stack.enter_context(
                     running_worker(queue, extra_env=extra, timeout=120)
                 )
+                self.workers[queue] = worker
                 self.logs[queue] = workdir / f"{queue}.log"
                 mirror_log(worker, self.logs[queue])
             deadline = time.monotonic() + 60
@@ -359,7 +389,7 @@ class Platform:
                 if self.web.poll() is not None:
                     raise RuntimeError(f"daphne exited:\n{log_tail(self.logs['web'])}")
                 try:
-                    httpx.get(f"http://127.0.0.1:{self.port}/api/config", timeout=5)
+                    httpx.get(f"{self.base}/api/config", timeout=5)
                     break
                 except httpx.HTTPError:
                     if time.monotonic() > deadline:
@@ -384,16 +414,264 @@ class Platform:
             log.seek(offset)
             return log.read().decode(errors="replace")
 
-    def queued(self) -> int:
-        return sum(self.redis.llen(q) for q in ("stt", "stt_partial", "keywords"))
+    def log_sizes(self) -> dict[str, int]:
+        return {queue: self.log_size(queue) for queue in self.speech}
+
+    def tasks_since(self, offsets: dict[str, int]) -> tuple[dict, list[str]]:
+        """Tasks each speech worker finished since ``offsets`` (from ``log_sizes``), and
+        the failures any of them logged."""
+        tasks, failures = {}, []
+        for queue, offset in offsets.items():
+            text = self.log_text(queue, offset)
+            tasks[queue] = worker_tasks(text)
+            failures += TASK_FAILED.findall(text)
+        return tasks, failures
+
+    def queued(self, queues: tuple[str, ...] = LIVE_QUEUES + ("stt",)) -> int:
+        return sum(self.redis.llen(q) for q in queues)
+
+    def worker_cpu(self, queue: str) -> float:
+        """CPU seconds of a worker and its pool so far."""
+        import psutil
+
+        total = 0.0
+        with contextlib.suppress(KeyError, psutil.NoSuchProcess):
+            main = psutil.Process(self.workers[queue].pid)
+            for proc in [main, *main.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+        return total
 
     def close(self) -> None:
+        # Twice is fine: the uploads run stops the platform early (its uploads would go on
+        # using the CPU that plain compute is timed on afterwards).
         self._stack.close()
         stop_process(self.web)
 
 
+# --- rounds of streaming, idle or with uploads queued ----------------------------------
+
+
+def stream_rounds(
+    platform: Platform,
+    args: argparse.Namespace,
+    entries: list[dict],
+    clip_audio: dict[str, np.ndarray],
+    cookie: str,
+    level: int,
+    load: UploadLoad | None = None,
+) -> dict:
+    """``args.rounds`` rounds of ``level`` clients streaming at once; with ``load``, one
+    client (the level-1 stream) while ``load`` keeps uploads queued."""
+    offsets = platform.log_sizes()
+    runs, clients, other, wall = [], [], 0.0, 0.0
+    for round_ in range(args.rounds):
+        platform.clear_sessions()
+        # Uploads are meant to be queued under load: wait for the live queues only then.
+        queues = LIVE_QUEUES if load else (*LIVE_QUEUES, "stt")
+        deadline = time.monotonic() + 60
+        while platform.queued(queues) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        # Under load only before the uploads start: after that the machine is busy on purpose.
+        quiet = args.quiet_wait and (load is None or round_ == 0)
+        waited = wait_until_quiet(args.quiet_wait) if quiet else 0.0
+        note = load.prepare(round_) if load else ""
+        streams = [
+            build_stream(entries, clip_audio, 0 if args.same_order else i) for i in range(level)
+        ]
+        print(
+            ("uploads queued, " if load else "")
+            + f"level {level}"
+            + (f", round {round_ + 1}/{args.rounds}" if args.rounds > 1 else "")
+            + f": {level} client(s) x {streams[0].duration:.1f} s"
+            + (f" (waited {waited:.0f} s for a quiet machine)" if waited > 1 else "")
+            + (f"; {note}" if note else ""),
+            flush=True,
+        )
+        if load:
+            load.started()
+        busy_before, own_before, wall_before = machine_busy_cpu(), own_cpu(), time.time()
+        round_runs = asyncio.run(
+            run_level("127.0.0.1", platform.port, streams, args.drain_timeout, cookie)
+        )
+        other += max(0.0, (machine_busy_cpu() - busy_before) - (own_cpu() - own_before))
+        round_wall = time.time() - wall_before
+        wall += round_wall
+        if load:
+            print(f"  {load.finished(round_wall)}", flush=True)
+        for run_ in round_runs:
+            client = analyse_client(run_)
+            client["round"] = round_
+            print(
+                f"  client {client['client']}: {len(client['utterances'])} finals, CER "
+                f"{pct(client['cer']['plain'])}, "
+                f"{'complete' if client['complete'] else 'INCOMPLETE'}"
+                + (f", errors {client['errors']}" if client["errors"] else ""),
+                flush=True,
+            )
+            runs.append(run_)
+            clients.append(client)
+    time.sleep(1)  # the workers' last log lines
+    tasks, failures = platform.tasks_since(offsets)
+    if failures:
+        print(f"  WARNING: {len(failures)} stt task(s) failed: {failures[-1]}", flush=True)
+    return {
+        "level": level,
+        "runs": runs,
+        "clients": clients,
+        "other": other,
+        "wall": wall,
+        "tasks": tasks,
+        "failures": failures,
+    }
+
+
+def upload_files(
+    workdir: Path,
+    entries: list[dict],
+    clip_audio: dict[str, np.ndarray],
+    count: int,
+    seconds: float,
+) -> list[Path]:
+    """``count`` WAV files of about ``seconds`` of Korean speech each (the clips from a
+    different one on in each), written once under the bench's temporary folder."""
+    folder = workdir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        write_wav(folder / f"upload-{i}.wav", build_upload(entries, clip_audio, seconds, i))
+        for i in range(count)
+    ]
+
+
+def remove_uploads(username: str) -> None:
+    """Delete the uploads of the bench's user (their files go with them)."""
+    from django.db import connections
+
+    from transcription.models import Transcript
+
+    Transcript.objects.filter(owner__username=username, source=Transcript.Source.UPLOAD).delete()
+    connections.close_all()
+
+
+def api_headers(username: str) -> dict[str, str]:
+    """An ``Authorization`` header with an API token of the bench's user."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    token, _ = Token.objects.get_or_create(user=user)
+    return {"Authorization": f"Token {token.key}"}
+
+
+class UploadLoad:
+    """Uploads of the bench's user queued through ``POST /api/transcripts/`` so that the
+    upload worker has work all through a stream, and how far it got during each.
+
+    Before each round the uploads still queued or running are topped up to ``count`` (the
+    first round sends ``count``): at this machine's pace a round's stream is shorter than
+    the audio queued, so the worker never runs out. The owner's turns (batch/turns.py) hold
+    all but one per stt worker in PostgreSQL; the worker takes the next as one ends.
+    """
+
+    def __init__(self, platform: Platform, files: list[Path], count: int, username: str) -> None:
+        import httpx
+
+        self.platform = platform
+        self.files = files
+        self.count = count
+        self.client = httpx.Client(
+            base_url=platform.base, timeout=120, headers=api_headers(username)
+        )
+        self.ids: list[str] = []
+        self.rounds: list[dict] = []
+        self._before: dict[str, float] = {}
+        self._cpu_before = 0.0
+
+    def state(self) -> dict[str, tuple[str, float]]:
+        """Each upload's status and seconds of its audio transcribed so far."""
+        from django.db import connections
+
+        from transcription.models import Transcript
+
+        rows = Transcript.objects.filter(pk__in=self.ids).values_list("pk", "status", "processed_s")
+        state = {str(pk): (status, processed) for pk, status, processed in rows}
+        connections.close_all()
+        return state
+
+    @staticmethod
+    def _outstanding(state: dict[str, tuple[str, float]]) -> int:
+        return sum(status in ("queued", "running") for status, _ in state.values())
+
+    def prepare(self, round_: int) -> str:
+        """Top the uploads up to ``count`` and wait (up to 30 s) until one is running."""
+        missing = self.count - self._outstanding(self.state())
+        started = time.perf_counter()
+        for _ in range(max(0, missing)):
+            path = self.files[len(self.ids) % len(self.files)]
+            with path.open("rb") as handle:
+                response = self.client.post(
+                    "/api/transcripts/",
+                    files={"file": (path.name, handle, "audio/wav")},
+                    data={"language": "ko", "title": f"bench-live {path.name}"},
+                )
+            if response.status_code != 202:
+                raise RuntimeError(f"upload of {path.name}: {response.status_code} {response.text}")
+            self.ids.append(response.json()["id"])
+        sent_s = time.perf_counter() - started
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any(status == "running" for status, _ in self.state().values()):
+                break
+            time.sleep(0.2)
+        outstanding = self._outstanding(self.state())
+        return (
+            f"{max(0, missing)} upload(s) sent in {sent_s:.1f} s, {outstanding} queued or running"
+        )
+
+    def started(self) -> None:
+        self._before = {pk: done for pk, (_status, done) in self.state().items()}
+        self._cpu_before = self.platform.worker_cpu("stt")
+
+    def finished(self, stream_s: float) -> str:
+        state = self.state()
+        after = {pk: done for pk, (_status, done) in state.items()}
+        done_s = upload_seconds_done(self._before, after)
+        finished = sum(
+            status == "done" and self._before.get(pk, -1.0) < after[pk]
+            for pk, (status, _done) in state.items()
+        )
+        failed = [pk for pk, (status, _done) in state.items() if status == "failed"]
+        round_ = {
+            "done_s": done_s,
+            "stream_s": stream_s,
+            "finished": finished,
+            "failed": len(failed),
+            "outstanding_after": self._outstanding(state),
+            "worker_cpu_s": self.platform.worker_cpu("stt") - self._cpu_before,
+        }
+        self.rounds.append(round_)
+        return (
+            f"uploads: {done_s:.0f} s of audio transcribed during {stream_s:.0f} s, "
+            f"{finished} finished, {round_['outstanding_after']} still queued or running, "
+            f"upload worker CPU {round_['worker_cpu_s']:.0f} s"
+            + (f"; {len(failed)} FAILED" if failed else "")
+        )
+
+    def summary(self, file_s: float) -> dict:
+        self.client.close()
+        return {
+            "files": self.count,
+            "file_s": file_s,
+            "sent": len(self.ids),
+            "rounds": self.rounds,
+        }
+
+
 def run(args: argparse.Namespace) -> int:
-    env = prepare_environment("bench-live-", args.redis_db)
+    # The hourly audio budget is an abuse limit, not what is measured: off, so that repeated
+    # uploads runs in the one database never meet it.
+    env = prepare_environment("bench-live-", args.redis_db, UPLOAD_AUDIO_PER_HOUR_S="0")
     base_db, redis_url, workdir = env.base_database_url, env.redis_url, env.workdir
     started_at = dt.datetime.now()
     platform = None
@@ -417,7 +695,11 @@ def run(args: argparse.Namespace) -> int:
             f"{len(ko)} Korean clips ({sum(e['duration_s'] for e in ko):.1f} s), "
             f"{len(none)} no-speech clips ({sum(e['duration_s'] for e in none):.1f} s)"
         )
-        print(f"starting daphne, an stt worker, {PARTIALS_LABEL}, a keyword worker ...", flush=True)
+        if args.uploads and 1 not in args.levels:
+            print("note: without level 1 there is no idle figure for the uploads run's ratio")
+        # Uploads an interrupted earlier run left queued would be dispatched by the sweep.
+        remove_uploads(UPLOADS_USER)
+        print(f"starting daphne, {workers_label()}, a keyword worker ...", flush=True)
         platform = Platform(workdir, redis_url, max(args.levels))
         print(f"daphne on 127.0.0.1:{platform.port}", flush=True)
 
@@ -430,62 +712,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"warm-up: {[e.get('text') for e in warm_finals]}", flush=True)
 
         load_before = [round(x, 2) for x in os.getloadavg()]
-        level_results = []
-        for level in args.levels:
-            log_from = platform.log_size("stt")
-            runs, clients, other, wall = [], [], 0.0, 0.0
-            for round_ in range(args.rounds):
-                platform.clear_sessions()
-                deadline = time.monotonic() + 60
-                while platform.queued() and time.monotonic() < deadline:
-                    time.sleep(0.5)
-                waited = wait_until_quiet(args.quiet_wait) if args.quiet_wait else 0.0
-                streams = [
-                    build_stream(entries, clip_audio, 0 if args.same_order else i)
-                    for i in range(level)
-                ]
-                print(
-                    f"level {level}"
-                    + (f", round {round_ + 1}/{args.rounds}" if args.rounds > 1 else "")
-                    + f": {level} client(s) x {streams[0].duration:.1f} s"
-                    + (f" (waited {waited:.0f} s for a quiet machine)" if waited > 1 else ""),
-                    flush=True,
-                )
-                busy_before, own_before, wall_before = machine_busy_cpu(), own_cpu(), time.time()
-                round_runs = asyncio.run(
-                    run_level("127.0.0.1", platform.port, streams, args.drain_timeout, cookie)
-                )
-                other += max(0.0, (machine_busy_cpu() - busy_before) - (own_cpu() - own_before))
-                wall += time.time() - wall_before
-                for run_ in round_runs:
-                    client = analyse_client(run_)
-                    client["round"] = round_
-                    print(
-                        f"  client {client['client']}: {len(client['utterances'])} finals, CER "
-                        f"{pct(client['cer']['plain'])}, "
-                        f"{'complete' if client['complete'] else 'INCOMPLETE'}"
-                        + (f", errors {client['errors']}" if client["errors"] else ""),
-                        flush=True,
-                    )
-                    runs.append(run_)
-                    clients.append(client)
-            time.sleep(1)  # the worker's last log lines
-            worker_log = platform.log_text("stt", log_from)
-            tasks = worker_tasks(worker_log)
-            failures = TASK_FAILED.findall(worker_log)
-            if failures:
-                print(f"  WARNING: {len(failures)} stt task(s) failed: {failures[-1]}", flush=True)
-            level_results.append(
-                {
-                    "level": level,
-                    "runs": runs,
-                    "clients": clients,
-                    "other": other,
-                    "wall": wall,
-                    "tasks": tasks,
-                    "failures": failures,
-                }
-            )
+        level_results = [
+            stream_rounds(platform, args, entries, clip_audio, cookie, level)
+            for level in args.levels
+        ]
+        busy_result, uploads_info = None, None
+        if args.uploads:
+            files = upload_files(workdir, entries, clip_audio, args.uploads, args.upload_s)
+            load = UploadLoad(platform, files, args.uploads, UPLOADS_USER)
+            busy_result = stream_rounds(platform, args, entries, clip_audio, cookie, 1, load=load)
+            uploads_info = load.summary(args.upload_s)
+            # The uploads left would go on using the CPU that plain compute is timed on.
+            platform.close()
+            remove_uploads(UPLOADS_USER)
         load_after = [round(x, 2) for x in os.getloadavg()]
 
         print("plain faster-whisper on the same utterances ...", flush=True)
@@ -500,7 +739,7 @@ def run(args: argparse.Namespace) -> int:
         # distinct utterance --plain-repeat times and take the median (a shared machine has
         # spikes), rather than once per final.
         timed: dict[str, float] = {}
-        for result in level_results:
+        for result in [*level_results, *([busy_result] if busy_result else [])]:
             for run_, client in zip(result["runs"], result["clients"], strict=True):
                 for row in client["utterances"]:
                     if "latency_s" not in row:
@@ -536,6 +775,19 @@ def run(args: argparse.Namespace) -> int:
             summary["clients"] = result["clients"]
             summary["worker_failures"] = result["failures"]
             summaries.append(summary)
+        first = None
+        if busy_result is not None:
+            busy = summarise_level(
+                1,
+                busy_result["clients"],
+                busy_result["other"],
+                busy_result["wall"],
+                busy_result["tasks"],
+            )
+            busy["clients"] = busy_result["clients"]
+            busy["worker_failures"] = busy_result["failures"]
+            idle = next((summary for summary in summaries if summary["level"] == 1), None)
+            first = {**live_first(idle, busy, uploads_info), "level": busy}
         stream_meta = build_stream(entries, clip_audio, 0)
         meta = {
             "started_at": started_at.isoformat(timespec="seconds"),
@@ -557,6 +809,9 @@ def run(args: argparse.Namespace) -> int:
             "partial_queue": settings.LIVE_PARTIAL_QUEUE,
             "levels": args.levels,
             "rounds": args.rounds,
+            "workers": workers_label(),
+            "uploads": args.uploads,
+            "upload_s": args.upload_s,
             "order": "same for every client" if args.same_order else "rotated per client",
             "stream_s": stream_meta.duration,
             "ko_clips": len(ko),
@@ -572,7 +827,7 @@ def run(args: argparse.Namespace) -> int:
                 "repeat": args.plain_repeat,
             },
         }
-        outcome = report(summaries, batch, meta)
+        outcome = report(summaries, batch, meta, first)
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         out = (
             Path(args.output)
@@ -581,7 +836,13 @@ def run(args: argparse.Namespace) -> int:
         )
         out.write_text(
             json.dumps(
-                {"meta": meta, "levels": summaries, "batch": batch, **outcome},
+                {
+                    "meta": meta,
+                    "levels": summaries,
+                    "live_first": first,
+                    "batch": batch,
+                    **outcome,
+                },
                 ensure_ascii=False,
                 indent=2,
                 default=float,
@@ -660,6 +921,19 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=3,
         help="times each distinct utterance is timed with plain faster-whisper (median)",
+    )
+    parser.add_argument(
+        "--uploads",
+        type=int,
+        default=8,
+        help="after the levels, stream one client again (same rounds) with this many uploads "
+        "queued through the REST API, and compare its latency with level 1's (0 skips it)",
+    )
+    parser.add_argument(
+        "--upload-s",
+        type=float,
+        default=120.0,
+        help="seconds of Korean speech in each upload (built from the eval clips)",
     )
     parser.add_argument("--output", help="JSON file (default bench/results/live-<time>.json)")
     args = parser.parse_args(argv)

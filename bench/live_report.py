@@ -13,15 +13,32 @@ import numpy as np
 from bench.cer import char_edits
 from bench.common import fmt, pct
 from bench.live_stream import FRAME, FRAME_S, GAP_S, RATE, ClientRun, Piece
-from workers.launch import partial_workers_wanted
+from workers.launch import device_workers, partial_workers_wanted, worker_niceness
+from workers.queues import consumed_queues
 
 PARTIALS_LABEL = (
     "1 partial worker (nice 19)" if partial_workers_wanted() else "partials on the stt worker"
 )
 
+
+def workers_label(workers: list[tuple[str, str]] | None = None) -> str:
+    """The speech workers the bench starts, as ``workers.launch.device_workers()`` lists
+    them for one device: their queues and CPU priority."""
+    parts = []
+    for _prefix, queue in device_workers() if workers is None else workers:
+        nice = worker_niceness(queue)
+        parts.append(
+            f"{queue} ({','.join(consumed_queues(queue))}" + (f", nice {nice})" if nice else ")")
+        )
+    return "workers " + " + ".join(parts)
+
+
 # Targets of the issue, for the embedded base model on this machine.
 MAX_OVERHEAD_P50_S = 0.3
 MAX_CER_GAP = 0.02  # CER points (0.02 = 2 percentage points) above the batch path
+# Live first: with uploads queued, a live final's latency p95 stays within this factor of
+# the same stream's p95 on an idle platform.
+MAX_BUSY_RATIO = 1.5
 # "No growing backlog": the audio cut into utterances but not yet transcribed (all clients
 # together) keeps returning to zero; a worker that keeps up is idle between utterances,
 # one that falls behind never empties its queue. Longest stretch it may stay above zero:
@@ -253,6 +270,7 @@ def summarise_level(
     cer = cer_of([s for c in clients for s in c["clips"]])
     return {
         "level": level,
+        "parts_mean": parts_mean(timed),
         "utterances": len(rows),
         "timed_utterances": len(timed),
         "cer": cer,
@@ -300,6 +318,122 @@ def summarise_level(
     }
 
 
+LATENCY_PARTS = ("endpoint_s", "queue_wait_s", "compute_s", "delivery_s")
+
+
+def parts_mean(rows: list[dict]) -> dict[str, float | None]:
+    """Mean latency and mean of each of its parts over the finals that have all of them:
+    means add up (latency = endpoint + queue + compute + delivery), so the growth of the
+    latency under load splits exactly into the growth of its parts."""
+    full = [
+        r for r in rows if "latency_s" in r and all(r.get(p) is not None for p in LATENCY_PARTS)
+    ]
+    keys = ("latency_s", *LATENCY_PARTS)
+    out: dict[str, float | None] = {
+        key: (float(np.mean([r[key] for r in full])) if full else None) for key in keys
+    }
+    out["finals"] = len(full)
+    return out
+
+
+def upload_seconds_done(before: dict[str, float], after: dict[str, float]) -> float:
+    """Seconds of upload audio transcribed between two snapshots of ``processed_s`` per
+    upload (an upload missing from ``before`` was sent in between and started at 0)."""
+    return sum(max(0.0, done - before.get(pk, 0.0)) for pk, done in after.items())
+
+
+def live_first(idle: dict | None, busy: dict, uploads: dict) -> dict:
+    """The "live first" comparison: the same stream's final latency on an idle platform
+    (``idle``, the level-1 summary) and with uploads queued (``busy``), their ratio at p95
+    against ``MAX_BUSY_RATIO``, which part of the latency grew, and how much upload audio the
+    workers got through meanwhile (``uploads``: per round ``done_s``, ``stream_s``,
+    ``outstanding_after``)."""
+    rounds = uploads.get("rounds", [])
+    result: dict = {
+        "uploads": uploads,
+        "idle_p50": idle.get("latency_p50") if idle else None,
+        "idle_p95": idle.get("latency_p95") if idle else None,
+        "busy_p50": busy.get("latency_p50"),
+        "busy_p95": busy.get("latency_p95"),
+        "upload_s_done": sum(r.get("done_s", 0.0) for r in rounds),
+        # Uploads still waiting when a round's stream ended: the worker had work all along.
+        "uploads_outlasted_stream": bool(rounds)
+        and all(r.get("outstanding_after", 0) > 0 for r in rounds),
+        "max_ratio": MAX_BUSY_RATIO,
+    }
+    for q in ("p50", "p95"):
+        lo, hi = result[f"idle_{q}"], result[f"busy_{q}"]
+        result[f"ratio_{q}"] = hi / lo if lo and hi is not None else None
+    ratio = result["ratio_p95"]
+    result["passed"] = None if ratio is None else ratio <= MAX_BUSY_RATIO
+    # Growth of the mean latency, part by part (they add up).
+    growth: dict[str, float] = {}
+    if idle:
+        before, after = idle.get("parts_mean") or {}, busy.get("parts_mean") or {}
+        for key in ("latency_s", *LATENCY_PARTS):
+            if before.get(key) is not None and after.get(key) is not None:
+                growth[key] = after[key] - before[key]
+    result["mean_growth"] = growth
+    parts_q = ("endpoint", "queue", "compute", "delivery")
+    result["parts_p95"] = {
+        name: {part: summary.get(f"{part}_p95") for part in parts_q}
+        for name, summary in (("idle", idle or {}), ("busy", busy))
+    }
+    result["busy_cer"] = busy.get("cer")
+    parts = {k: v for k, v in growth.items() if k != "latency_s"}
+    result["dominant"] = max(parts, key=parts.get) if parts else None
+    return result
+
+
+def live_first_lines(result: dict) -> list[str]:
+    """The printed section of the live-first run."""
+    uploads = result["uploads"]
+    lines = [
+        "",
+        f"== live first: 1 client x {len(uploads.get('rounds', []))} round(s) with "
+        f"{uploads.get('files')} uploads of {fmt(uploads.get('file_s'), '.0f')} s queued "
+        "(POST /api/transcripts/ just before the stream) ==",
+        f"  {'final latency':<14} {'idle':>7} {'busy':>7} {'ratio':>6}",
+    ]
+    for q in ("p50", "p95"):
+        lines.append(
+            f"  {q:<14} {fmt(result['idle_' + q]):>7} {fmt(result['busy_' + q]):>7} "
+            f"{fmt(result['ratio_' + q]):>6}"
+        )
+    for name, parts in result["parts_p95"].items():
+        lines.append(
+            f"  {name} p95 parts: " + ", ".join(f"{k} {fmt(v)} s" for k, v in parts.items())
+        )
+    cer = result.get("busy_cer") or {}
+    lines.append(
+        f"  CER of the finals under load: {pct(cer.get('plain'))} as-is, "
+        f"{pct(cer.get('numerals'))} with numerals read"
+    )
+    growth = result["mean_growth"]
+    if growth:
+        names = {"endpoint_s": "endpoint", "queue_wait_s": "queue", "compute_s": "compute"}
+        names["delivery_s"] = "delivery"
+        lines.append(
+            f"  mean latency {fmt(growth.get('latency_s'), '+.2f')} s under load; of it "
+            + ", ".join(f"{names[k]} {fmt(growth.get(k), '+.2f')} s" for k in LATENCY_PARTS)
+            + (f" (most: {names[result['dominant']]})" if result["dominant"] else "")
+        )
+    for i, round_ in enumerate(uploads.get("rounds", [])):
+        lines.append(
+            f"  round {i + 1}: {round_.get('done_s', 0.0):.0f} s of upload audio transcribed "
+            f"during {round_.get('stream_s', 0.0):.0f} s of streaming, "
+            f"{round_.get('finished', 0)} upload(s) finished, "
+            f"{round_.get('outstanding_after', 0)} still queued or running at its end; upload "
+            f"worker CPU {fmt(round_.get('worker_cpu_s'), '.0f')} s"
+        )
+    if not result["uploads_outlasted_stream"]:
+        lines.append(
+            "  WARNING: the uploads ran out before a stream ended: the upload worker was idle "
+            "for part of it (raise --uploads)"
+        )
+    return lines
+
+
 def worst_round_backlog(clients: list[dict]) -> dict:
     """``queued_backlog`` of each round (its clients streamed at the same time), the round
     whose backlog stayed above zero longest."""
@@ -310,13 +444,16 @@ def worst_round_backlog(clients: list[dict]) -> dict:
     return max(found, key=lambda q: q.get("longest_busy_s") or 0.0, default={})
 
 
-def report(levels: list[dict], batch: dict, meta: dict) -> dict:
+def report(levels: list[dict], batch: dict, meta: dict, first: dict | None = None) -> dict:
+    """Print the levels, the batch path, the live-first run (``first``, from ``live_first``)
+    and the targets; returns the targets and the printed lines."""
     lines: list[str] = []
     add = lines.append
     add("")
     add(
         f"Live benchmark: /ws at real-time pace ({FRAME_S * 1000:.0f} ms frames), "
-        f"daphne + 1 stt worker (concurrency 1) + {PARTIALS_LABEL} + 1 keyword worker (embedded)"
+        f"daphne + {meta.get('workers') or workers_label()} (concurrency 1 each) + 1 keyword "
+        "worker (embedded)"
     )
     add(
         f"model {meta['model']} | {meta['device']} {meta['compute_type']} | beam "
@@ -369,15 +506,19 @@ def report(levels: list[dict], batch: dict, meta: dict) -> dict:
                 f"{fmt(summary['queue_' + q]):>7} {fmt(summary['compute_' + q]):>7} "
                 f"{fmt(summary['delivery_' + q]):>8}"
             )
-        tasks = summary["worker_tasks"]
-        busy = sum(t["seconds"] for t in tasks.values())
-        add(
-            "  stt worker: "
-            + ", ".join(
-                f"{name} {int(t['count'])}x {t['seconds']:.1f} s" for name, t in tasks.items()
+        for worker, tasks in summary["worker_tasks"].items():
+            seconds = sum(t["seconds"] for t in tasks.values())
+            add(
+                f"  {worker} worker: "
+                + (
+                    ", ".join(
+                        f"{name} {int(t['count'])}x {t['seconds']:.1f} s"
+                        for name, t in tasks.items()
+                    )
+                    or "no tasks"
+                )
+                + f"; busy {seconds:.0f} s of {summary['wall_s']:.0f} s"
             )
-            + f"; busy {busy:.0f} s of {summary['wall_s']:.0f} s"
-        )
         queued = summary["queued"]
         add(
             f"  backlog waiting for the worker (cut, no final yet; all clients): max "
@@ -410,6 +551,8 @@ def report(levels: list[dict], batch: dict, meta: dict) -> dict:
                 f"  stt tasks failed: {len(summary['worker_failures'])}, last: "
                 f"{summary['worker_failures'][-1]}"
             )
+    if first is not None:
+        lines.extend(live_first_lines(first))
     add("")
     add(
         f"Batch path (engine: Silero VAD regions + batched Whisper + filter, in-process) on the "
@@ -468,6 +611,16 @@ def report(levels: list[dict], batch: dict, meta: dict) -> dict:
             f"{n} client(s): zero words on no-speech clips",
             summary["nospeech_words"] == 0,
             f"{summary['nospeech_words']} word(s) (and {summary['gap_words']} in the silences)",
+        )
+    if first is not None:
+        target(
+            f"live first: final latency p95 with uploads queued <= {MAX_BUSY_RATIO}x idle",
+            first["passed"],
+            f"{fmt(first['busy_p95'])} s vs {fmt(first['idle_p95'])} s idle, ratio "
+            f"{fmt(first['ratio_p95'])} (p50 {fmt(first['busy_p50'])} vs "
+            f"{fmt(first['idle_p50'])} s); {first['upload_s_done']:.0f} s of upload audio "
+            "transcribed meanwhile"
+            + ("" if first["uploads_outlasted_stream"] else "; the uploads ran out early"),
         )
     add(f"load avg before {meta['load_before']}, after {meta['load_after']}")
     print("\n".join(lines), flush=True)

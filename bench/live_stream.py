@@ -130,3 +130,47 @@ class ClientRun:
     complete: bool = False
     events: list[tuple[float, dict]] = field(default_factory=list, repr=False)
     errors: list[dict] = field(default_factory=list)
+
+
+# --- uploads queued behind a live stream -------------------------------------------------
+
+UPLOAD_LEAD_S = 2.0
+UPLOAD_GAP_S = 4.0
+
+
+def build_upload(
+    entries: list[dict], audio: dict[str, np.ndarray], seconds: float, rotate: int
+) -> np.ndarray:
+    """About ``seconds`` of Korean speech for an upload: the Korean clips from the
+    ``rotate``-th on, over and over, each followed by 4 s of silence (as
+    ``tests/audio_files.long_file_with_gaps`` lays them out), padded with silence to exactly
+    ``seconds``. No clip is cut: a clip that would not fit ends the file."""
+    korean = [e for e in entries if e["lang"] == "ko"]
+    if not korean:
+        raise ValueError("no Korean clips to build an upload from")
+    total = int(round(seconds * RATE))
+    gap = np.zeros(int(UPLOAD_GAP_S * RATE), dtype="<i2")
+    parts = [np.zeros(int(UPLOAD_LEAD_S * RATE), dtype="<i2")]
+    size = parts[0].size
+    k = rotate
+    while True:
+        pcm = audio[korean[k % len(korean)]["id"]]
+        if size + pcm.size > total:
+            break
+        parts += [pcm, gap]
+        size += pcm.size + gap.size
+        k += 1
+    out = np.concatenate(parts)[:total]
+    return np.concatenate([out, np.zeros(total - out.size, dtype="<i2")])
+
+
+def write_wav(path: Path, pcm: np.ndarray) -> Path:
+    """16 kHz mono 16-bit WAV of ``pcm`` (int16 samples)."""
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(pcm.astype("<i2").tobytes())
+    return path

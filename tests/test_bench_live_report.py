@@ -9,8 +9,31 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from bench.live_report import analyse_client, queued_backlog, summarise_level, worker_tasks
-from bench.live_stream import FRAME, FRAME_S, GAP_S, LEAD_S, RATE, ClientRun, build_stream, quantise
+from bench.live_report import (
+    MAX_BUSY_RATIO,
+    analyse_client,
+    live_first,
+    live_first_lines,
+    parts_mean,
+    queued_backlog,
+    summarise_level,
+    upload_seconds_done,
+    worker_tasks,
+    workers_label,
+)
+from bench.live_stream import (
+    FRAME,
+    FRAME_S,
+    GAP_S,
+    LEAD_S,
+    RATE,
+    UPLOAD_GAP_S,
+    UPLOAD_LEAD_S,
+    ClientRun,
+    build_stream,
+    build_upload,
+    quantise,
+)
 
 T0 = 1_000_000.0  # wall clock when the client's first frame left
 
@@ -180,3 +203,118 @@ def test_worker_tasks_are_read_from_the_celery_log():
     tasks = worker_tasks(log)
     assert tasks["transcribe_utterance"] == {"count": 2, "seconds": 2.0}
     assert tasks["finish_live"]["count"] == 1
+
+
+# --- live first: the same stream with uploads queued ---------------------------------------
+
+
+def test_an_upload_is_the_korean_clips_over_and_over_to_the_length_asked():
+    entries = [
+        {"id": "a", "lang": "ko"},
+        {"id": "b", "lang": "ko"},
+        {"id": "quiet", "lang": "none"},
+    ]
+    audio = {"a": quantise(tone(10.0)), "b": quantise(tone(6.0)), "quiet": quantise(silence(3.0))}
+    pcm = build_upload(entries, audio, 120.0, rotate=1)
+    assert pcm.dtype == np.dtype("<i2") and pcm.size == 120 * RATE
+    # From the second clip on: lead, b, gap, a, gap, b, ... and no clip cut at the end.
+    # Loud 10 ms frames, and the moments where a run of them starts.
+    frames = pcm.astype(np.float64).reshape(-1, RATE // 100)
+    loud = np.sqrt((frames**2).mean(axis=1)) > 1000
+    starts = (np.flatnonzero(np.diff(loud.astype(np.int8)) == 1) + 1) / 100
+    assert starts[0] == pytest.approx(UPLOAD_LEAD_S)
+    assert starts[1] == pytest.approx(UPLOAD_LEAD_S + 6.0 + UPLOAD_GAP_S)
+    # b, a: 24 s a cycle with the gaps; 2 + 4 x 24 + 6 + 4 = 108 s: one more a fits
+    # (ends at 118 s), the b after it would not: it is left out, not cut.
+    cycle = 10.0 + 6.0 + 2 * UPLOAD_GAP_S
+    assert starts.size == 10
+    assert starts[-1] == pytest.approx(UPLOAD_LEAD_S + 4 * cycle + 6.0 + UPLOAD_GAP_S)
+    assert not loud[11800:].any()
+
+
+def test_upload_seconds_done_counts_progress_between_snapshots():
+    before = {"x": 30.0, "y": 0.0}
+    after = {"x": 120.0, "y": 45.0, "z": 12.0}  # z was sent in between
+    assert upload_seconds_done(before, after) == pytest.approx(90 + 45 + 12)
+    assert upload_seconds_done(after, after) == 0.0
+
+
+def final_row(endpoint: float, queue: float, compute: float, delivery: float) -> dict:
+    return {
+        "latency_s": endpoint + queue + compute + delivery,
+        "endpoint_s": endpoint,
+        "queue_wait_s": queue,
+        "compute_s": compute,
+        "delivery_s": delivery,
+    }
+
+
+def level_of(rows: list[dict]) -> dict:
+    """A level summary of finals with only the fields live_first reads."""
+    return {
+        "latency_p50": float(np.percentile([r["latency_s"] for r in rows], 50)),
+        "latency_p95": float(np.percentile([r["latency_s"] for r in rows], 95)),
+        "parts_mean": parts_mean(rows),
+        "queue_p95": float(np.percentile([r["queue_wait_s"] for r in rows], 95)),
+        "cer": {"plain": 0.1, "numerals": 0.08},
+    }
+
+
+def uploads(done: list[float], outstanding: list[int]) -> dict:
+    rounds = [
+        {"done_s": d, "stream_s": 120.0, "finished": 0, "outstanding_after": o, "worker_cpu_s": 50}
+        for d, o in zip(done, outstanding, strict=True)
+    ]
+    return {"files": 8, "file_s": 120.0, "sent": 8, "rounds": rounds}
+
+
+def test_parts_mean_adds_up_to_the_mean_latency():
+    rows = [final_row(0.2, 0.0, 1.0, 0.02), final_row(0.2, 0.4, 1.2, 0.02), {"latency_s": 9.0}]
+    means = parts_mean(rows)
+    assert means["finals"] == 2  # the row without parts is left out of every mean
+    parts = sum(means[k] for k in ("endpoint_s", "queue_wait_s", "compute_s", "delivery_s"))
+    assert parts == pytest.approx(means["latency_s"])
+
+
+def test_live_first_passes_when_the_busy_p95_stays_within_the_factor():
+    idle = level_of([final_row(0.2, 0.0, 1.0, 0.02)] * 5 + [final_row(0.2, 0.0, 1.2, 0.02)])
+    busy = level_of([final_row(0.2, 0.05, 1.1, 0.02)] * 5 + [final_row(0.2, 0.1, 1.5, 0.02)])
+    result = live_first(idle, busy, uploads([80.0, 75.0], [6, 4]))
+    assert result["ratio_p95"] == pytest.approx(busy["latency_p95"] / idle["latency_p95"])
+    assert result["ratio_p95"] <= MAX_BUSY_RATIO and result["passed"] is True
+    assert result["upload_s_done"] == pytest.approx(155.0)
+    assert result["uploads_outlasted_stream"] is True
+    assert result["dominant"] == "compute_s"
+
+
+def test_live_first_fails_and_names_the_queue_when_finals_wait_behind_uploads():
+    idle = level_of([final_row(0.2, 0.0, 1.0, 0.02)] * 6)
+    # Finals wait for the upload batch in progress: seconds in the queue, compute as idle.
+    busy = level_of([final_row(0.2, 0.0, 1.0, 0.02)] * 3 + [final_row(0.2, 4.0, 1.0, 0.02)] * 3)
+    result = live_first(idle, busy, uploads([100.0], [0]))
+    assert result["ratio_p95"] > 4 and result["passed"] is False
+    assert result["dominant"] == "queue_wait_s"
+    assert result["mean_growth"]["queue_wait_s"] == pytest.approx(2.0)
+    assert result["mean_growth"]["latency_s"] == pytest.approx(2.0)
+    # The uploads were all done before the stream ended: the run says so.
+    assert result["uploads_outlasted_stream"] is False
+    printed = "\n".join(live_first_lines(result))
+    assert "uploads ran out" in printed and "most: queue" in printed
+
+
+def test_live_first_without_an_idle_figure_has_no_verdict():
+    busy = level_of([final_row(0.2, 0.0, 1.0, 0.02)] * 6)
+    result = live_first(None, busy, uploads([60.0], [3]))
+    assert result["ratio_p95"] is None and result["passed"] is None
+    assert result["dominant"] is None
+    live_first_lines(result)  # prints dashes, does not fail
+
+
+def test_the_workers_label_follows_the_launcher():
+    label = workers_label(
+        [("stt", "stt"), ("stt-live", "stt_live"), ("stt-partial", "stt_partial")]
+    )
+    assert label == (
+        "workers stt (stt_live,stt, nice 10) + stt_live (stt_live) + "
+        "stt_partial (stt_partial, nice 19)"
+    )
