@@ -246,6 +246,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def _end_stream(self, *, announce: bool) -> None:
         if self.endpointer is None or self.session is None:
             return
+        # Redis may have lost the session since the last status tick (those come only with
+        # audio): recover before the end is written, or that speech would be lost for good.
+        await recovery.hold(self)
         endpointer, self.endpointer = self.endpointer, None
         session = self.session.session
         try:
