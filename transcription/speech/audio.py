@@ -292,29 +292,21 @@ def iter_decode(
         yield chunk[:filled].copy()
 
 
-def decode_audio(source: Source, max_duration_s: float | None = None) -> np.ndarray:
+def decode_audio(source: Source) -> np.ndarray:
     """Decode the whole audio track to one 16 kHz mono float32 array in [-1, 1].
 
-    Raises NotAudioError / AudioDecodeError with a message fit for the uploader, and
-    AudioTooLongError as soon as the audio runs past ``max_duration_s`` (headers can lie
-    about the length; the decoded samples cannot). A file with no samples gives an empty
-    array.
+    Raises NotAudioError / AudioDecodeError with a message fit for the uploader. A file with
+    no samples gives an empty array. (The worker streams uploads with ``iter_decode``, which
+    also enforces the length limit.)
     """
     estimate = 0
     duration = probe_audio(source).duration_s
-    limit = None if max_duration_s is None else int(max_duration_s * SAMPLE_RATE)
     if duration and math.isfinite(duration) and duration > 0:
         # A little headroom for resampler rounding, so the estimate rarely needs to grow.
         estimate = min(int(duration * SAMPLE_RATE) + SAMPLE_RATE, _MAX_PREALLOC_SAMPLES)
-        if limit is not None:
-            estimate = min(estimate, limit + SAMPLE_RATE)
     buffer = np.empty(max(estimate, SAMPLE_RATE), dtype=np.float32)
     filled = 0
     for piece in _resampled(source):
-        if limit is not None and filled + piece.size > limit:
-            raise AudioTooLongError(
-                f"the audio is longer than the limit of {format_duration(max_duration_s)}"
-            )
         if filled + piece.size > buffer.size:
             # resize() reallocates in place where it can, unlike concatenating a list of
             # pieces, which would briefly hold the audio twice.
