@@ -82,10 +82,12 @@ def body_limit(path: str) -> int:
 
 
 def too_large(path: str) -> Refusal:
-    from django.conf import settings
 
     if path.startswith(UPLOAD_PATHS):
-        return Refusal(413, f"the upload is larger than the limit of {settings.UPLOAD_MAX_MB} MB")
+        from transcription.batch.uploads import too_large as upload_too_large
+
+        # The upload service's own answer, as its views would give it after the read.
+        return Refusal(413, str(upload_too_large()))
     return Refusal(413, "the request body is too large")
 
 

@@ -25,6 +25,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from transcription.models import Transcript
+from workers.queues import Queue
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,11 @@ def slots() -> int:
     by default one per stt worker online, so that someone alone keeps every worker busy."""
     if settings.UPLOAD_SLOTS_PER_USER:
         return settings.UPLOAD_SLOTS_PER_USER
-    from workers.heartbeat import online_workers
+    from workers.health import redis_client, workers_by_queue
 
-    try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-        workers = [w for w in online_workers(client) if "stt" in w.get("queues", [])]
-    except redis.RedisError:
-        workers = []
-    return max(1, len(workers))
+    # Unreadable heartbeats (Redis down) give no workers: one turn each.
+    by_queue, _error = workers_by_queue(redis_client())
+    return max(1, len(by_queue.get(Queue.STT.value, [])))
 
 
 def _uploads_of(owner_id: int | None):

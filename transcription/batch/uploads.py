@@ -29,7 +29,7 @@ class UploadRejected(Exception):
         self.retry_after = retry_after
 
 
-def _too_large() -> UploadRejected:
+def too_large() -> UploadRejected:
     return UploadRejected(
         413, f"the upload is larger than the limit of {settings.UPLOAD_MAX_MB} MB"
     )
@@ -55,7 +55,7 @@ def check_size(request: HttpRequest) -> None:
         declared = 0
     # The multipart envelope around the file is allowed for.
     if declared > limit + 64 * 1024:
-        raise _too_large()
+        raise too_large()
 
 
 def check_duration(name: str, duration_s: float | None) -> None:
@@ -106,7 +106,7 @@ def create_upload(
     if upload is None:
         raise UploadRejected(400, "no file: send the recording as multipart field 'file'")
     if upload.size > settings.UPLOAD_MAX_MB * 1024 * 1024:
-        raise _too_large()
+        raise too_large()
     language = check_language(language)
     try:
         source = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else upload
