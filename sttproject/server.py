@@ -245,6 +245,29 @@ class GatedHTTPFactory(HTTPFactory):
         return protocol
 
 
+def secure_server_class():
+    """Daphne's server, giving a WebSocket that came in over TLS the scheme ``wss``.
+
+    Daphne puts ``scheme`` in an HTTP request's scope (https on its TLS endpoint) but none in
+    a WebSocket's, and ASGI then means ``ws``: the live page opened over https would open
+    ``wss://`` and be refused as a foreign origin (``sttproject/origins.py`` compares the
+    page's ``https://`` origin with the socket's scheme)."""
+    from daphne.server import Server
+    from twisted.internet.interfaces import ISSLTransport
+
+    class SecureSchemeServer(Server):
+        def create_application(self, protocol, scope):
+            if (
+                scope.get("type") == "websocket"
+                and "scheme" not in scope
+                and ISSLTransport.providedBy(getattr(protocol, "transport", None))
+            ):
+                scope = {**scope, "scheme": "wss"}
+            return super().create_application(protocol, scope)
+
+    return SecureSchemeServer
+
+
 def main(argv: list[str] | None = None) -> None:
     import daphne.server
     from daphne.cli import CommandLineInterface
@@ -255,7 +278,9 @@ def main(argv: list[str] | None = None) -> None:
     # setting for the request or WebSocket protocol class.
     daphne.server.HTTPFactory = GatedHTTPFactory
     daphne.server.WebSocketFactory = SizeLimitedWebSocketFactory
-    CommandLineInterface().run(sys.argv[1:] if argv is None else argv)
+    cli = CommandLineInterface()
+    cli.server_class = secure_server_class()
+    cli.run(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

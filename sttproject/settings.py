@@ -57,6 +57,24 @@ CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", ["http://localhost:5000"]
 # from any other peer they are ignored. Empty by default: nobody's.
 TRUSTED_PROXIES = envnetworks("TRUSTED_PROXIES", [])
 
+# HTTPS beside HTTP (./start_system.sh; sttproject/tls.py): the port, 0 for none. Pages use it
+# to send someone on an insecure origin to the https address of the same host.
+HTTPS_PORT = envint("HTTPS_PORT", 5443, minimum=0, maximum=65535)
+# Where the first start keeps the certificate it made (its authority is offered at /tls/ca.crt).
+TLS_DIR = DATA_DIR / "tls"
+# Cookies sent over HTTPS are marked Secure (sttproject/secure_cookies.py), so they never
+# travel in the clear; SECURE_COOKIES=true marks them Secure everywhere (an HTTPS-only site:
+# then a sign-in over plain http no longer works). Behind a proxy that terminates TLS, set
+# TRUSTED_PROXIES: its X-Forwarded-Proto makes a request https (what SECURE_PROXY_SSL_HEADER
+# would do, believed from those proxies only, sttproject/proxies.py).
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
+# HSTS is off unless asked for: it holds for the host name on every port, so a browser that
+# saw it would no longer open http://<host>:5000/. Turn it on for a site served only over
+# HTTPS on 443 (docs/production.md).
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -79,6 +97,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before the session and CSRF middleware in the list, so after them on the way out: it
+    # sees the cookies they set.
+    "sttproject.secure_cookies.SecureCookiesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # A database or Redis outage under /api/ and /v1/ answers a JSON 503, not an HTML 500.

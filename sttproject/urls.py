@@ -5,7 +5,16 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from transcription.web import account, api, audio, history, openai_api, pages, search_api
+from transcription.web import (
+    account,
+    api,
+    audio,
+    certificate,
+    history,
+    openai_api,
+    pages,
+    search_api,
+)
 
 
 def api_view(view):
@@ -53,6 +62,7 @@ urlpatterns = [
     path("v1/models", api_view(openai_api.models), name="openai-models"),
     path("v1/models/<path:model_id>", api_view(openai_api.model_detail), name="openai-model"),
     path("admin/", admin.site.urls),
+    path("tls/ca.crt", certificate.authority, name="tls-authority"),
 ]
 
 admin.site.site_header = "Speech platform administration"

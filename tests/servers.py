@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from django.conf import settings
 
 from bench.common import free_port
+from sttproject.tls import TLSFiles, tls_files
 from tests.celery_workers import log_text, process_group, test_database_url
 from workers.launch import web_command
 
@@ -20,8 +23,36 @@ def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
         yield url
 
 
+@dataclass(frozen=True)
+class SecureWeb:
+    """The web server with HTTPS beside HTTP, as ./start_system.sh runs it."""
+
+    http: str  # http://127.0.0.1:<port>
+    https_port: int
+    files: TLSFiles
+
+    def https(self, host: str = "127.0.0.1") -> str:
+        return f"https://{host}:{self.https_port}"
+
+
 @contextmanager
-def running_web_process(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
+def running_web_https(data_dir: Path, extra_env: dict[str, str] | None = None, hosts=("stt.lan",)):
+    """The web server on HTTP and on HTTPS with the certificate the first start makes in
+    ``data_dir`` (covering the machine's names, addresses and ``hosts``)."""
+    files = tls_files(data_dir, {"TLS_HOSTS": ",".join(hosts)})
+    https_port = free_port()
+    env = {**(extra_env or {}), "DATA_DIR": str(data_dir), "HTTPS_PORT": str(https_port)}
+    with running_web_process(env, https=(https_port, files)) as (url, _process):
+        yield SecureWeb(url, https_port, files)
+
+
+@contextmanager
+def running_web_process(
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    *,
+    https: tuple[int, TLSFiles] | None = None,
+):
     """The web server as ``(url, process)``, for tests that watch the process itself."""
     port = free_port()
     env = {
@@ -29,9 +60,12 @@ def running_web_process(extra_env: dict[str, str] | None = None, timeout: float 
         "DATABASE_URL": test_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "true",  # static files straight from the source folders
+        # The tests' own key, whatever DATA_DIR says: the sessions they sign in with are signed
+        # with it.
+        "SECRET_KEY": settings.SECRET_KEY,
         **(extra_env or {}),
     }
-    command = web_command("127.0.0.1", port)
+    command = web_command("127.0.0.1", port, https=https)
     url = f"http://127.0.0.1:{port}"
     with process_group(command, env, stop_timeout=15) as (process, log):
         deadline = time.monotonic() + timeout

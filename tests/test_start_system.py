@@ -1,8 +1,8 @@
 """./start_system.sh on embedded defaults: brings the platform up, stops it cleanly, reuses data.
 
 This runs the real script with its own data folder and ports, so it can run beside
-anything else on the machine. With default settings only the web port listens beyond
-loopback, and everything on loopback (PostgreSQL, Redis, Flower) asks for a password: other
+anything else on the machine. With default settings only the web ports (HTTP and HTTPS)
+listen beyond loopback, and everything on loopback (PostgreSQL, Redis, Flower) asks for a password: other
 users of the machine reach loopback too.
 """
 
@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.slow
 class Platform:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.ports = {name: free_port() for name in ("web", "flower", "pg", "redis")}
+        self.ports = {name: free_port() for name in ("web", "https", "flower", "pg", "redis")}
         self.lines: list[str] = []
         self.process: subprocess.Popen | None = None
         self.extra_env: dict[str, str] = {}
@@ -51,6 +52,7 @@ class Platform:
         env.update(
             DATA_DIR=str(self.data_dir),
             WEB_PORT=str(self.ports["web"]),
+            HTTPS_PORT=str(self.ports["https"]),
             FLOWER_PORT=str(self.ports["flower"]),
             EMBEDDED_PG_PORT=str(self.ports["pg"]),
             EMBEDDED_REDIS_PORT=str(self.ports["redis"]),
@@ -204,6 +206,35 @@ def _is_loopback(address: str) -> bool:
     return address.startswith("127.") or address in ("::1", "::ffff:127.0.0.1")
 
 
+def _https_addresses(platform: Platform) -> list[str]:
+    """The https addresses the start printed for colleagues."""
+    return re.findall(rf"(https://\S+:{platform.ports['https']}/)", platform.log)
+
+
+def _assert_https_serves_with_the_certificate_made_here(platform: Platform) -> None:
+    """What a colleague's browser does once it trusts the authority: the printed address
+    verifies against it (name or address in the certificate), pages and the API answer,
+    cookies set over HTTPS are Secure; the authority is offered at /tls/ca.crt over HTTP."""
+    authority = platform.data_dir / "tls" / "ca.crt"
+    offered = httpx.get(platform.url("/tls/ca.crt"), timeout=10)
+    assert offered.status_code == 200 and offered.content == authority.read_bytes()
+    urls = _https_addresses(platform)
+    assert urls, platform.log[-3000:]
+    # Beyond loopback when the machine has such an address (a colleague's view of it).
+    url = urls[0]
+    context = ssl.create_default_context(cafile=str(authority))
+    with httpx.Client(base_url=url, verify=context, timeout=10) as http:
+        config = http.get("/api/config")
+        assert config.status_code == 200 and config.json()["device"] == "cpu"
+        login = http.get("/accounts/login/")
+        assert login.status_code == 200
+        cookie = login.headers["set-cookie"]
+        assert "csrftoken=" in cookie and "Secure" in cookie, cookie
+    # Plain HTTP goes on as before, without Secure cookies.
+    cookie = httpx.get(platform.url("/accounts/login/"), timeout=10).headers["set-cookie"]
+    assert "Secure" not in cookie, cookie
+
+
 def _redis_answer_without_password(port: int) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"PING\r\n")
@@ -214,7 +245,7 @@ def _assert_only_the_web_port_is_open_without_a_password(platform: Platform) -> 
     sockets = _listening_sockets(platform.pids())
     ports = platform.ports
     beyond_loopback = {port for address, port in sockets if not _is_loopback(address)}
-    assert beyond_loopback == {ports["web"]}, sockets
+    assert beyond_loopback == {ports["web"], ports["https"]}, sockets
     on_loopback = {port for address, port in sockets if _is_loopback(address)}
     assert on_loopback == {ports["pg"], ports["redis"], ports["flower"]}, sockets
 
@@ -271,6 +302,8 @@ def test_start_system_runs_stops_and_restarts_on_embedded_defaults(data_dir):
         assert any(name.startswith("stt-partial-cpu@") for name in workers)
         assert any(name.startswith("keywords@") for name in workers)
         _assert_only_the_web_port_is_open_without_a_password(platform)
+        _assert_https_serves_with_the_certificate_made_here(platform)
+        authority = (platform.data_dir / "tls" / "ca.crt").read_bytes()
         # The generated passwords stay in their files: not in the log (Celery and Flower print
         # the broker's URL with the password masked).
         for name in ("postgres", "redis", "flower"):
@@ -299,6 +332,9 @@ def test_start_system_runs_stops_and_restarts_on_embedded_defaults(data_dir):
         platform.wait_healthy()
         assert "Created admin account" not in platform.log
         assert "already prepared" in platform.log
+        # The authority a colleague may have installed is kept across restarts.
+        assert (platform.data_dir / "tls" / "ca.crt").read_bytes() == authority
+        assert _https_addresses(platform)
         assert _login(platform, password)
         flower = f"http://127.0.0.1:{platform.ports['flower']}/api/workers"
         assert httpx.get(flower, auth=("viewer", "pw"), timeout=10).status_code == 200

@@ -1,7 +1,7 @@
 """Starting the platform's processes.
 
 ``python -m workers.launch procfile`` prints the process list: daphne on
-WEB_PORT, one Celery worker for uploads (queues ``stt_live,stt``, at nice 10) per
+WEB_PORT (HTTP) and HTTPS_PORT (HTTPS, ``sttproject/tls.py``; 0 turns it off), one Celery worker for uploads (queues ``stt_live,stt``, at nice 10) per
 visible GPU (each pinned with its own CUDA_VISIBLE_DEVICES; one CPU worker without a
 GPU), beside each a worker for live finals (``stt_live``, at normal priority; none with
 LIVE_FINAL_WORKERS=false) and one on ``stt_partial`` (live interim text, at the lowest
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from sttproject import tls
 from sttproject.env import (
     envbool,
     envchoice,
@@ -35,6 +36,7 @@ from sttproject.env import (
     envint,
     envport,
 )
+from sttproject.tls import TLSFiles
 from workers.embedded import data_dir
 from workers.passwords import generated_password
 from workers.queues import Queue, consumed_queues
@@ -83,6 +85,7 @@ class LaunchConfig:
 
     web_host: str
     web_port: int
+    https_port: int  # 0: no HTTPS
     flower_host: str
     flower_port: int
     flower_basic_auth: list[str] | None
@@ -96,6 +99,7 @@ class LaunchConfig:
         config = cls(
             web_host=envhost("WEB_HOST", "0.0.0.0", environ=environ),
             web_port=envport("WEB_PORT", 5000, environ=environ),
+            https_port=envint("HTTPS_PORT", 5443, minimum=0, maximum=65535, environ=environ),
             flower_host=envhost("FLOWER_HOST", "127.0.0.1", environ=environ),
             flower_port=envport("FLOWER_PORT", 5555, environ=environ),
             flower_basic_auth=envcredentials("FLOWER_BASIC_AUTH", environ=environ),
@@ -109,6 +113,11 @@ class LaunchConfig:
             partial_workers=partial_workers_wanted(environ),
             live_workers=live_workers_wanted(environ),
         )
+        if config.https_port == config.web_port:
+            raise ImproperlyConfigured(
+                f"HTTPS_PORT={config.https_port} is WEB_PORT too: give HTTPS its own port "
+                "(or HTTPS_PORT=0 for none)"
+            )
         # Flower's UI lists every user's task arguments and can stop workers: beyond
         # loopback only with a password someone chose (a generated one would sit in var/,
         # unknown to whoever Flower is opened to).
@@ -132,14 +141,30 @@ def is_loopback(host: str) -> bool:
 
 
 def web_command(
-    host: str, port: int | str, *, python: str = sys.executable, proxy_headers: bool = False
+    host: str,
+    port: int | str,
+    *,
+    python: str = sys.executable,
+    proxy_headers: bool = False,
+    https: tuple[int, TLSFiles] | None = None,
 ) -> list[str]:
     """daphne serving the platform (HTTP, the pages and the WebSockets), with request bodies
-    judged by their headers before they are read (``sttproject/server.py``)."""
+    judged by their headers before they are read (``sttproject/server.py``); with ``https``
+    (port, certificate) the same application on a TLS endpoint too."""
     command = [python, "-m", "sttproject.server", "-b", host, "-p", str(int(port))]
+    if https is not None:
+        command += ["-e", tls.endpoint(host, https[0], https[1])]
     if proxy_headers:
         command.append("--proxy-headers")
     return [*command, "sttproject.asgi:application"]
+
+
+def https_files(environ: Mapping[str, str] | None = None) -> TLSFiles | None:
+    """The certificate for HTTPS_PORT (made on the first start), or None with HTTPS off."""
+    config = LaunchConfig.from_env(environ)
+    if not config.https_port:
+        return None
+    return tls.tls_files(data_dir(environ), environ)
 
 
 def worker_command(
@@ -189,7 +214,9 @@ def procfile_lines(
 ) -> list[str]:
     config = LaunchConfig.from_env(environ)
     loglevel = config.loglevel
-    web = web_command(config.web_host, config.web_port, python=python)
+    files = https_files(environ)
+    https = (config.https_port, files) if files is not None else None
+    web = web_command(config.web_host, config.web_port, python=python, https=https)
     lines = [f"web: exec {shlex.join(web)}"]
     # One process per GPU: the model is loaded once per process and a GPU serves one
     # decode at a time best; -c 1 with prefetch 1 keeps each worker to one job.
@@ -250,12 +277,36 @@ def serve() -> None:
     _manage("migrate", "--noinput")
     _manage("ensure_admin")
     _manage("collectstatic", "--noinput", "--verbosity", "0")
+    print(addresses_banner(), flush=True)
     run_dir = data_dir() / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     procfile = run_dir / "Procfile"
     procfile.write_text("\n".join(lines) + "\n")
     honcho = [sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(REPO_ROOT)]
     os.execv(sys.executable, honcho)
+
+
+def addresses_banner(environ: Mapping[str, str] | None = None) -> str:
+    """Where to open the platform, printed once by ``serve``: the https addresses to give
+    colleagues (the microphone needs HTTPS away from this machine) and how to trust the
+    certificate made here."""
+    config = LaunchConfig.from_env(environ)
+    host = "localhost" if config.web_host in ("0.0.0.0", "::", "[::]") else config.web_host
+    lines = ["", f"Speech platform on http://{host}:{config.web_port}/ (this machine)"]
+    files = https_files(environ)
+    if files is None:
+        lines.append("HTTPS is off (HTTPS_PORT=0): other machines get no microphone over http")
+        return "\n".join(lines) + "\n"
+    lines.append("Give colleagues (laptops, phones) an https address:")
+    lines += [f"  {url}" for url in tls.public_urls(config.https_port, files)]
+    if files.ca is not None:
+        lines += [
+            f"The certificate is this installation's own (authority {files.ca}).",
+            "Browsers warn until it is trusted: accept the warning once, or install the",
+            f"authority from http://<this machine>:{config.web_port}/tls/ca.crt (README).",
+            f"Its SHA-256 fingerprint: {files.ca_fingerprint}",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
