@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from contextlib import contextmanager
+from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without these, Chromium keeps trying to reach Google's services, which this network refuses.
@@ -19,17 +22,40 @@ BASE_ARGS = [
 
 
 @contextmanager
-def chromium(extra_args: list[str] | None = None):
+def chromium(extra_args: list[str] | None = None, env: dict[str, str] | None = None):
+    """Headless Chromium; ``env`` adds to its environment (``HOME`` picks the certificate
+    store, ``trusting``)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=BASE_ARGS + (extra_args or [])
+            executable_path=CHROMIUM,
+            headless=True,
+            args=BASE_ARGS + (extra_args or []),
+            env={**os.environ, **env} if env else None,
         )
         try:
             yield browser
         finally:
             browser.close()
+
+
+def trusting(authority: Path, home: Path) -> dict[str, str]:
+    """A home folder whose certificate store trusts ``authority``, as the README tells a
+    Linux user to do (Chromium on Linux reads ``~/.pki/nssdb``); pass the result as
+    ``chromium(env=...)``."""
+    from tests.tools import require_tool
+
+    certutil = require_tool("certutil", "libnss3-tools")
+    store = home / ".pki" / "nssdb"
+    store.mkdir(parents=True, exist_ok=True)
+    database = f"sql:{store}"
+    subprocess.run([certutil, "-N", "-d", database, "--empty-password"], check=True)
+    subprocess.run(
+        [certutil, "-A", "-d", database, "-t", "C,,", "-n", "speech platform", "-i", authority],
+        check=True,
+    )
+    return {"HOME": str(home)}
 
 
 def sign_in(page, base_url: str, username: str, password: str) -> None:
