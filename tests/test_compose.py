@@ -243,6 +243,26 @@ def test_contract_ports_are_published():
     assert not svcs["redis"].get("ports")
 
 
+def test_a_tls_proxy_fronts_the_web_service():
+    """HTTPS through Caddy's official image with docker/Caddyfile (run for real in
+    tests/test_caddy_proxy.py); the web service believes forwarded headers from it alone."""
+    import ipaddress
+
+    compose = load_compose()
+    proxy = compose["services"]["proxy"]
+    assert proxy["image"].startswith("caddy:")
+    assert "./docker/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    assert (REPO_ROOT / "docker" / "Caddyfile").is_file()
+    assert {80, 443} <= published_targets(proxy)
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    address = proxy["networks"]["default"]["ipv4_address"].split(":-")[-1].rstrip("}")
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    subnet = subnet.split(":-")[-1].rstrip("}")
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+    trusted = compose["services"]["web"]["environment"]["TRUSTED_PROXIES"]
+    assert trusted.split(":-")[-1].rstrip("}") == address
+
+
 def test_postgres_and_redis_checks():
     svcs = services()
     assert svcs["postgres"]["image"].startswith("postgres:")
