@@ -153,6 +153,65 @@
   }
 
   // --- microphone -----------------------------------------------------------------------
+  // What to do when there is no microphone, in a banner above the controls: built from text
+  // nodes and links, never HTML.
+  const banner = $("mic-banner");
+  const summary = JSON.parse(document.getElementById("platform-summary").textContent);
+
+  function showBanner(title, ...parts) {
+    const strong = document.createElement("strong");
+    strong.textContent = title;
+    banner.replaceChildren(strong, " ", ...parts);
+    banner.hidden = false;
+  }
+
+  function link(href, text) {
+    const a = document.createElement("a");
+    a.href = href; a.textContent = text || href;
+    return a;
+  }
+
+  // Browsers give the microphone only to secure origins (https, or localhost): opened as
+  // http://<machine>:5000/ from another computer, navigator.mediaDevices is not there at all.
+  function explainInsecureOrigin() {
+    startBtn.disabled = true;
+    const why = "Browsers give the microphone only to pages opened over https (or on the server itself, as localhost).";
+    if (!summary.https_port) {
+      showBanner("The microphone needs HTTPS.", `${why} This platform serves no https address: ask its operator for one.`);
+      return;
+    }
+    const secure = new URL(location.href);
+    secure.protocol = "https:"; secure.port = String(summary.https_port); secure.hash = "";
+    showBanner("The microphone needs HTTPS.", `${why} Open this page at `, link(secure.href), ".");
+    // The platform's own certificate authority, when it made one: installing it once stops the
+    // browser's warning about the https address.
+    fetch("/tls/ca.crt").then((r) => {
+      if (r.ok) banner.append(" If the browser warns about the certificate, install this platform's ",
+                              link("/tls/ca.crt", "certificate authority"), " once.");
+    }).catch(() => {});
+  }
+
+  function explainMicrophoneError(err) {
+    const again = " then press Start again.";
+    switch (err.name) {
+      case "NotAllowedError":
+        showBanner("The microphone is blocked for this page.",
+                   "Allow it in the browser's site settings (the icon left of the address; on a Mac also System Settings › Privacy & Security › Microphone)," + again);
+        break;
+      case "NotFoundError":
+        showBanner("No microphone was found.", "Plug one in (or choose another under Microphone)," + again);
+        break;
+      case "NotReadableError":
+        showBanner("The microphone could not be opened.", "Another program may be using it: close that program," + again);
+        break;
+      case "OverconstrainedError":
+        showBanner("The chosen microphone is gone.", "Choose another under Microphone," + again);
+        break;
+      default:
+        showBanner("The microphone could not be started.", `${err.message || err.name}.`);
+    }
+  }
+
   async function listMics() {
     try {
       const devices = await navigator.mediaDevices.enumerateDevices();
@@ -173,6 +232,7 @@
       const constraints = { audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true,
                                      deviceId: micSelect.value ? { exact: micSelect.value } : undefined } };
       const stream = await navigator.mediaDevices.getUserMedia(constraints);
+      banner.hidden = true;
       const context = new AudioContext();
       await context.audioWorklet.addModule(config.worklet);
       const source = context.createMediaStreamSource(stream);
@@ -189,6 +249,7 @@
     } catch (err) {
       startBtn.disabled = false;
       setConn("microphone unavailable: " + err.message);
+      explainMicrophoneError(err);
     }
   }
 
@@ -208,6 +269,7 @@
 
   startBtn.addEventListener("click", start);
   stopBtn.addEventListener("click", stop);
+  if (!window.isSecureContext || !navigator.mediaDevices) explainInsecureOrigin();
   listMics();
 
   // GPU memory and LLM state refresh while the page is open.

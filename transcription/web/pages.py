@@ -62,6 +62,8 @@ def _platform_summary() -> dict:
         "workers_error": redis_error or None,
         "default_language": settings.DEFAULT_LANGUAGE,
         "upload_max_mb": settings.UPLOAD_MAX_MB,
+        # The live page sends someone on plain http (no microphone there) to this port.
+        "https_port": settings.HTTPS_PORT,
     }
 
 
