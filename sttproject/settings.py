@@ -260,6 +260,15 @@ LIVE_PARTIAL_QUEUE = envchoice("LIVE_PARTIAL_QUEUE", "stt_partial", ("stt_partia
 # Keep each live session's audio (16 kHz 16-bit WAV under MEDIA_ROOT/live/, about 115 MB an
 # hour) so its transcript page can play it and the admin can transcribe it again.
 LIVE_KEEP_AUDIO = envbool("LIVE_KEEP_AUDIO", True)
+# After a stop, how long ``stopped`` waits for the stream's last finals and their keywords
+# before an ``unfinished`` error names what is still missing (stored when it comes). 30 s:
+# the last finals normally come within seconds (a backlog past LIVE_BACKLOG_WARN_S, 10 s of
+# audio, is already "behind", and a worker reads it several times faster than real time),
+# and an LLM answers within VLLM_TIMEOUT_S (20 s) or not at all; one that hangs is tried
+# three times (a minute) before the embedded extractor answers, which is reported rather
+# than waited for: longer only keeps someone at the Stop button when something is really
+# wrong. 0 sends ``stopped`` at once, naming what was still on its way.
+LIVE_STOP_WAIT_S = envfloat("LIVE_STOP_WAIT_S", 30.0, minimum=0.0, maximum=600.0)
 
 # --- Keywords -------------------------------------------------------------------
 VLLM_API_URL = envurl("VLLM_API_URL", "http://127.0.0.1:8000/v1", ("http", "https")).rstrip("/")

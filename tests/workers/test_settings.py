@@ -172,6 +172,7 @@ BAD_VALUES = [
     ("FLOWER_PORT", "flower"),
     ("LOG_LEVEL", "verbose"),
     ("LIVE_PARTIAL_QUEUE", "stt-partial"),
+    ("LIVE_STOP_WAIT_S", "30s"),
     ("LOGIN_MAX_FAILURES", "0"),
     ("LOGIN_LOCKOUT_S", "15m"),
     ("TRUSTED_PROXIES", "proxy.local"),

@@ -6,7 +6,9 @@ Two protocols on one socket (see README, Live protocol):
   answered with ``{"type":"transcription",...}`` messages;
 - the native one: ``{"type":"start",...}``, binary frames, ``{"type":"stop"}``, answered
   with numbered events (ready, speech_started, partial, final, keywords, status, error,
-  stopped) that a client can resume after a dropped connection.
+  stopped) that a client can resume after a dropped connection. ``stopped`` is the last:
+  the session decides when (``LiveSession.stop``), as the stream's finals and keywords
+  come in here one message at a time; the stop handler never waits for them.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.last_status = 0.0
         self.limit_key: str | None = None
         self.last_seq = 0  # of the events this client got: numbers go on after it
+        # The bound on the wait for ``stopped`` (LIVE_STOP_WAIT_S); the number tells a
+        # timer of an earlier stop from the current one.
+        self.stop_timer: asyncio.Task | None = None
+        self.stop_timers = 0
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -70,6 +76,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.close(code=close_code)
 
     async def disconnect(self, code: int) -> None:
+        self._disarm_stop_timer()  # no ``stopped`` for a socket that is gone
         if self.limit_key:
             await asyncio.to_thread(store.unregister, self.limit_key, self.channel_name)
         if self.session:
@@ -105,6 +112,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if self.endpointer is not None:
                 raise ProtocolError("already_started", "this session is running; send stop first")
             options = parse_start(message, settings.DEFAULT_LANGUAGE, WHISPER_LANGUAGES)
+            # A start before the last stop's ``stopped``: that stop ends now (what it still
+            # waits for is named), so the old stream's events never follow the new ``ready``.
+            await self._finish_stop()
             self.language, self.encoding = options.language, options.encoding
             if options.resume_session:
                 await self._resume(options.resume_session, options.resume_last_seq)
@@ -236,12 +246,46 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     await self._run([action.otherwise])
             elif isinstance(action, act.HoldTimer):
                 self._hold(session, action)
+            elif isinstance(action, act.StopTimer):
+                self._arm_stop_timer(action.delay_s)
+            elif isinstance(action, act.Detach):
+                self._disarm_stop_timer()
+                await self.channel_layer.group_discard(
+                    group_name(session.session), self.channel_name
+                )
 
     def _hold(self, session: LiveSession, timer: act.HoldTimer) -> None:
         def release() -> None:
             asyncio.ensure_future(self._run(session.legacy_timeout(timer.segment)))
 
         asyncio.get_running_loop().call_later(timer.delay_s, release)
+
+    def _arm_stop_timer(self, delay_s: float) -> None:
+        self._disarm_stop_timer()
+        self.stop_timers += 1
+        self.stop_timer = asyncio.ensure_future(self._stop_timer(delay_s, self.stop_timers))
+
+    def _disarm_stop_timer(self) -> None:
+        if self.stop_timer is not None:
+            self.stop_timer.cancel()
+            self.stop_timer = None
+
+    async def _stop_timer(self, delay_s: float, number: int) -> None:
+        await asyncio.sleep(delay_s)
+        # Through the channel layer, so that it is handled in turn with the worker events
+        # (never between the actions of one of them).
+        await self.channel_layer.send(
+            self.channel_name, {"type": "live.stop_wait", "timer": number}
+        )
+
+    async def live_stop_wait(self, message: dict[str, Any]) -> None:
+        """LIVE_STOP_WAIT_S passed since the stop: ``stopped`` without what is missing."""
+        if message.get("timer") == self.stop_timers:
+            await self._finish_stop()
+
+    async def _finish_stop(self) -> None:
+        if self.session is not None:
+            await self._run(self.session.stop_timeout())
 
     async def _end_stream(self, *, announce: bool) -> None:
         if self.endpointer is None or self.session is None:
@@ -268,9 +312,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         finally:
             await self._close_recording()
         if announce:
-            await self._emit(
-                {"type": "stopped", "session": session, "duration": round(position, 3)}
-            )
+            # ``stopped`` now, or once the stream's last finals and keywords are in.
+            wait_s = settings.LIVE_STOP_WAIT_S
+            await self._run(self.session.stop(round(position, 3), wait_s))
 
     async def _close_recording(self) -> None:
         if self.recorder is not None:
@@ -306,5 +350,5 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         event = message["event"]
         await self._run(self.session.on_worker_event(event))
-        if event.get("type") == "final":
+        if event.get("type") == "final" and not self.session.stopped:
             await self._status()

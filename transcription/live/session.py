@@ -11,7 +11,10 @@ What it decides:
 - finals waiting for a worker (the backlog and the latency of the last one);
 - the original client's protocol, which gets one ``transcription`` message per final
   with its keywords: a final is held until its keywords come, or for
-  ``LEGACY_KEYWORD_WAIT_S``.
+  ``LEGACY_KEYWORD_WAIT_S``;
+- the end of a native stream: ``stopped`` is the session's last event, so it waits for
+  every final of the stream and every keywords event still due, up to a bound
+  (``LIVE_STOP_WAIT_S``), after which an ``unfinished`` error names what is missing.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from django.conf import settings
 
+from transcription.live.finals import SAME_SPEECH_SHARE, overlap_share
 from transcription.live.store import Decision, early_key
 from transcription.speech.endpointing import (
     Endpointer,
@@ -39,6 +43,8 @@ from transcription.speech.endpointing import (
 PARTIAL_ANSWER_WAIT_S = 3.0
 # How long a final waits for its keywords before the original client gets it without them.
 LEGACY_KEYWORD_WAIT_S = 3.0
+# How many utterance numbers an ``unfinished`` error names before "and N more".
+UNFINISHED_NAMED = 10
 
 Mode = Literal["legacy", "native"]
 
@@ -87,6 +93,12 @@ class PartialGate:
     @property
     def busy(self) -> bool:
         return self.since is not None and self.clock() - self.since < self.wait_s
+
+
+def _numbers(numbers: list[int]) -> str:
+    named = ", ".join(str(n) for n in numbers[:UNFINISHED_NAMED])
+    rest = len(numbers) - UNFINISHED_NAMED
+    return f"{named} and {rest} more" if rest > 0 else named
 
 
 # --- actions ------------------------------------------------------------------------------
@@ -145,7 +157,19 @@ class HoldTimer:
     delay_s: float
 
 
-Action = Emit | Send | SendUtterance | SendPartial | Settle | HoldTimer
+@dataclass(frozen=True)
+class StopTimer:
+    """Call ``stop_timeout()`` after ``delay_s``, unless the session stopped by then."""
+
+    delay_s: float
+
+
+@dataclass(frozen=True)
+class Detach:
+    """``stopped`` is out: the stream's events stop reaching this client."""
+
+
+Action = Emit | Send | SendUtterance | SendPartial | Settle | HoldTimer | StopTimer | Detach
 
 
 @dataclass(frozen=True)
@@ -179,8 +203,15 @@ class LiveSession:
         self.partial_counts: dict[int, int] = {}
         self.early: _EarlyFinal | None = None
         self.early_holds_partials = False
-        # Finals not answered yet: utterance -> (seconds of audio, sent at).
+        # Finals not answered yet: utterance -> (seconds of audio, sent at), and its span.
         self.pending: dict[int, tuple[float, float]] = {}
+        self.pending_spans: dict[int, tuple[float, float]] = {}
+        # Finals whose keywords event is still to come (the worker queues an extraction for
+        # every final it stored, i.e. every one with a segment): segment -> utterance.
+        self.keywords_due: dict[int, Any] = {}
+        # Once the client asked to stop: the ``stopped`` event to send.
+        self.stopping: dict[str, Any] | None = None
+        self.stopped = False
         self.last_latency: float | None = None
         self.last_queue_wait: float | None = None
         self.legacy_held: dict[int, dict[str, Any]] = {}
@@ -242,6 +273,7 @@ class LiveSession:
         self.utterance_ids.pop(event.utterance_id, None)
         start, end = self._span(event)
         self.pending[index] = (end - start, self.clock())
+        self.pending_spans[index] = (start, end)
         send = SendUtterance(index, start, end, event.audio)
         early = self.early
         if early and early.utterance_id == event.utterance_id and early.end == end:
@@ -267,14 +299,24 @@ class LiveSession:
     # --- worker results -------------------------------------------------------------------
     def on_worker_event(self, event: dict[str, Any]) -> list[Action]:
         """A worker's event for this session (already numbered by the worker)."""
+        if self.stopped:
+            return []  # ``stopped`` was the last event this client gets of the stream
         self.partials.answered_by(event)
-        if event.get("type") == "final":
-            sent = self.pending.pop(event.get("utterance"), None)
+        kind = event.get("type")
+        if kind == "final":
+            sent = self._answered(event)
             if sent is not None:
                 self.last_latency = round(self.clock() - sent[1], 3)
             self.last_queue_wait = event.get("queue_wait_s")
+        elif kind == "error" and event.get("code") == "audio_expired":
+            # The worker gave up on that utterance: no final is coming for it.
+            self._settled(event.get("utterance"))
         if self.mode == "native":
-            return [Send(event)]
+            if kind == "final" and event.get("segment") is not None:
+                self.keywords_due[event["segment"]] = event.get("utterance")
+            elif kind == "keywords":
+                self.keywords_due.pop(event.get("segment"), None)
+            return [Send(event), *self._stop_if_finished()]
         if event.get("type") == "final" and event.get("text"):
             segment = event.get("segment")
             self.legacy_held[segment] = event
@@ -283,6 +325,74 @@ class LiveSession:
             return self._legacy_release(event["segment"], event.get("items") or [])
         return []
 
+    def _answered(self, event: dict[str, Any]) -> tuple[float, float] | None:
+        """The pending utterance a final answers: its own number, or, for a final stored
+        under another number (finals.py) or a recovered stretch cut anew (recovery.py),
+        the pending utterance whose speech its span covers."""
+        utterance = event.get("utterance")
+        if utterance in self.pending:
+            return self._settled(utterance)
+        start, end = event.get("start"), event.get("end")
+        if not isinstance(start, int | float) or not isinstance(end, int | float):
+            return None
+        shares = {i: overlap_share(span, (start, end)) for i, span in self.pending_spans.items()}
+        best = max(shares, key=shares.__getitem__, default=None)
+        if best is None or shares[best] < SAME_SPEECH_SHARE:
+            return None
+        return self._settled(best)
+
+    def _settled(self, utterance: Any) -> tuple[float, float] | None:
+        self.pending_spans.pop(utterance, None)
+        return self.pending.pop(utterance, None)
+
+    # --- the end of the stream ------------------------------------------------------------
+    def stop(self, duration: float, wait_s: float) -> list[Action]:
+        """The client asked to stop and the stream's last utterance is on its way (the
+        consumer flushed the endpointer first). A native client gets ``stopped`` once every
+        final of the stream and every keywords event due has come, or after ``wait_s``
+        with an ``unfinished`` error first. The original protocol has no ``stopped``."""
+        if self.mode != "native" or self.stopping is not None:
+            return []
+        self.stopping = {"type": "stopped", "session": self.session, "duration": duration}
+        return self._stop_if_finished() or [StopTimer(wait_s)]
+
+    def stop_timeout(self) -> list[Action]:
+        """The wait for the stream's last results is over (the bound passed, or the client
+        starts anew on this connection): what did not come is named, then ``stopped``."""
+        if self.stopping is None or self.stopped:
+            return []
+        return [Emit(self.unfinished_event()), *self._stopped()]
+
+    def unfinished_event(self) -> dict[str, Any]:
+        utterances = sorted(self.pending)
+        keywords = sorted(u for u in self.keywords_due.values() if isinstance(u, int))
+        missing = []
+        if utterances:
+            noun = "utterance" if len(utterances) == 1 else "utterances"
+            missing.append(f"{noun} {_numbers(utterances)} not transcribed yet")
+        if keywords:
+            missing.append(f"keywords of {_numbers(keywords)} not extracted yet")
+        return {
+            "type": "error",
+            "code": "unfinished",
+            "message": (
+                f"{'; '.join(missing) or 'results missing'}: the workers finish them in the"
+                " background and they are stored with the transcript"
+            ),
+            "utterances": utterances,
+            "keywords": keywords,
+        }
+
+    def _stop_if_finished(self) -> list[Action]:
+        if self.stopping is None or self.stopped or self.pending or self.keywords_due:
+            return []
+        return self._stopped()
+
+    def _stopped(self) -> list[Action]:
+        self.stopped = True
+        return [Emit(self.stopping), Detach()]
+
+    # --- the original protocol ------------------------------------------------------------
     def legacy_timeout(self, segment: int) -> list[Action]:
         """The keywords of ``segment`` did not come in time: the final goes without them."""
         return self._legacy_release(segment, [])

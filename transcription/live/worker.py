@@ -97,6 +97,7 @@ def transcribe_utterance(job: UtteranceJob) -> Segment | None:
             "error",
             code="audio_expired",
             message=f"utterance {index} expired before a worker took it",
+            utterance=index,  # no final comes for it: a stop need not wait for one
         )
         return None
     if not early_key:
