@@ -264,7 +264,11 @@
     }
     level.value = 0;
     flushQueue();
-    if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify({ type: "stop" }));
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) {
+      state.socket.send(JSON.stringify({ type: "stop" }));
+      // The last finals and keywords still come; "stopped" is the session's last event.
+      setConn("finishing…"); conn.dataset.state = "finishing";
+    }
   }
 
   startBtn.addEventListener("click", start);

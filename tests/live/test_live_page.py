@@ -55,8 +55,18 @@ def test_live_page_transcribes_the_microphone(eval_clip, tmp_path):
         words = " ".join(page.locator(".keyword-card li").all_inner_texts())
         assert "백화점" in words or "영화관" in words, words
         assert "latency" in page.locator("#latency").inner_text()
+        # Every state the connection indicator goes through from here on.
+        page.evaluate(
+            "() => { window.connStates = [];"
+            " new MutationObserver(() => window.connStates.push("
+            "document.querySelector('#conn').dataset.state))"
+            ".observe(document.querySelector('#conn'), {attributes: true}); }"
+        )
         page.click("#stop")
         page.wait_for_selector("#conn[data-state=stopped]", timeout=30_000)
+        # Between the click and the last event the page says it is finishing.
+        states = page.evaluate("() => window.connStates")
+        assert states[0] == "finishing" and states[-1] == "stopped", states
         session = page.locator("#session-link").get_attribute("href").strip("/").split("/")[-1]
         # The session was recorded: its page plays it, as long as what was said at least.
         page.goto(f"{url}/transcripts/{session}/")
