@@ -97,6 +97,27 @@ async def test_without_a_worker_stopped_comes_after_the_bound_naming_the_utteran
     await communicator.disconnect()
 
 
+async def test_a_socket_closed_while_stopping_leaves_the_work_queued(
+    settings, eval_clip, empty_queues
+):
+    settings.LIVE_STOP_WAIT_S = 0.5
+    communicator = await connect()
+    ready = await start(communicator)
+    await stream(communicator, speech(eval_clip))
+    await communicator.send_json_to({"type": "stop"})
+    await communicator.disconnect()  # before ``stopped``
+    await asyncio.sleep(1.0)  # the bound passes with nobody to tell
+
+    def queued() -> list[str]:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        return [m.decode() for m in client.lrange(Queue.STT_LIVE.value, 0, -1)]
+
+    jobs = await asyncio.to_thread(queued)
+    # Every utterance and the session's end wait for a worker, as after any disconnect.
+    assert sum("transcribe_utterance" in job for job in jobs) >= 3, jobs
+    assert any("finish_live" in job and ready["session"] in job for job in jobs), jobs
+
+
 @pytest.mark.slow
 async def test_stopped_waits_for_keywords_until_the_bound(
     settings, eval_clip, stt_workers, empty_queues
