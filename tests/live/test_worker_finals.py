@@ -156,7 +156,9 @@ def test_final_words_are_on_the_session_timeline_in_order_and_spell_the_text(
     assert abs(words[0]["start"] - (start + 0.3)) < 1.0, words[:2]
     assert abs(words[-1]["end"] - (start + 10.7)) < 1.0, words[-2:]
     ask = next(word for word in words if compact(word["word"]) == "ask")
-    assert start + 2.9 < ask["start"] < start + 4.0, ask
+    # "ask" is said at about 3.0 s; word timings from cross-attention move by a few tenths
+    # between CPUs (2.76 s on one machine, over 2.9 s on another).
+    assert start + 2.5 < ask["start"] < start + 4.0, ask
 
 
 def test_audio_lost_with_redis_is_read_from_the_recording(session, keyword_calls, eval_clip, media):
