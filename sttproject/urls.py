@@ -14,6 +14,7 @@ from transcription.web import (
     openai_api,
     pages,
     search_api,
+    tickets,
 )
 
 
@@ -46,6 +47,7 @@ urlpatterns = [
         api_view(api.TranscriptAudio.as_view()),
         name="api-transcript-audio",
     ),
+    path("api/ws-ticket/", api_view(tickets.WebSocketTicket.as_view()), name="api-ws-ticket"),
     path("api/segments/", api_view(search_api.SegmentSearch.as_view()), name="api-segments"),
     path("api/keywords/", api_view(search_api.KeywordList.as_view()), name="api-keywords"),
     path("history/", history.history_page, name="history"),
