@@ -13,15 +13,20 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from sttproject.origins import SiteOriginValidator  # noqa: E402
 from sttproject.proxies import TrustedProxyMiddleware  # noqa: E402
 from sttproject.routing import websocket_urlpatterns  # noqa: E402
+from sttproject.wsauth import WebSocketCredentials  # noqa: E402
+
+websocket_router = URLRouter(websocket_urlpatterns)
 
 # Outermost: every layer below sees the client and scheme that TRUSTED_PROXIES forwarded.
 application = TrustedProxyMiddleware(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            # Only the site's own pages may open the socket with a user's cookie
-            # (sttproject/origins.py); programs without an Origin authenticate by token.
-            "websocket": SiteOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            # An API token or a one-time ticket, from any origin (sttproject/wsauth.py says
+            # why); else the cookie, which only the site's own pages may use (origins.py).
+            "websocket": WebSocketCredentials(
+                websocket_router, cookies=SiteOriginValidator(AuthMiddlewareStack(websocket_router))
+            ),
         }
     )
 )

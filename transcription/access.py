@@ -51,6 +51,29 @@ def credentials_valid(session_key: str | None, authorization: str | None) -> boo
     return False
 
 
+def token_key(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Token <key>`` or ``Bearer <key>`` header (empty if the
+    header names the scheme alone: a bad token, not none); None for no header or any other
+    scheme (``Basic``, which a browser sends by itself to a site behind a password-protected
+    proxy, is not an API token)."""
+    scheme, _, key = (authorization or "").strip().partition(" ")
+    if scheme.lower() not in ("token", "bearer"):
+        return None
+    return key.strip()
+
+
+def user_for_token(key: str):
+    """The active user whose API token ``key`` is, or None."""
+    from rest_framework.authtoken.models import Token
+
+    if not key:
+        return None
+    token = Token.objects.select_related("user").filter(key=key).first()
+    if token is None or not token.user.is_active:
+        return None
+    return token.user
+
+
 class BearerTokenAuthentication(TokenAuthentication):
     """``Authorization: Bearer <token>``, which the OpenAI client libraries send."""
 
