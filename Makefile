@@ -20,7 +20,10 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) ".[dev]"
 	touch $(VENV)/.installed $@
 
+# On a GPU host without the CUDA toolkit, also CUDA's libraries from PyPI (the gpu extra):
+# only when nvidia-smi lists a GPU and they are missing, so a second run stays a no-op.
 install: $(VENV)/.installed
+	@$(BIN)/python -m workers.cuda_libs install
 
 install-dev: $(VENV)/.installed-dev
 
