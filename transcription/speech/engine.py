@@ -15,12 +15,13 @@ import bisect
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
 
+from transcription.speech import loader
 from transcription.speech.words import (
     Evidence,
     Word,
@@ -40,6 +41,9 @@ _lock = threading.Lock()
 _model = None
 _pipeline = None
 _runtime: tuple[str, str] | None = None
+# Why this process runs Whisper on the CPU although CUDA was asked for (loader.py), or None.
+_cuda_error: str | None = None
+_listeners: list[Callable[[dict], None]] = []
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ class BatchResult:
 
 
 def runtime() -> tuple[str, str]:
-    """(device, compute_type) this process uses, from the settings and the visible GPUs."""
+    """(device, compute_type) this process uses, from the settings and the visible GPUs; once
+    the model is loaded, where it really runs (the CPU when CUDA could not, loader.py)."""
     global _runtime
     if _runtime is None:
         cuda = cuda_device_count() if settings.WHISPER_DEVICE != "cpu" else 0
@@ -92,29 +97,61 @@ def runtime() -> tuple[str, str]:
     return _runtime
 
 
+def runtime_report() -> dict:
+    """Where this process runs Whisper, for its worker's heartbeat and the status page."""
+    device, compute_type = runtime()
+    return {"device": device, "compute_type": compute_type, "cuda_error": _cuda_error}
+
+
+def on_model_loaded(callback: Callable[[dict], None]) -> None:
+    """Call ``callback(runtime_report())`` once the model is loaded (at once if it is)."""
+    _listeners.append(callback)
+    if _model is not None:
+        _tell(callback)
+
+
+def _tell(callback: Callable[[dict], None]) -> None:
+    try:
+        callback(runtime_report())
+    except Exception:  # noqa: BLE001 - a report that fails (Redis away) must not fail the load
+        log.exception("could not report where Whisper runs")
+
+
+def _create(device: str, compute_type: str):
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(
+        settings.WHISPER_MODEL,
+        device=device,
+        compute_type=compute_type,
+        cpu_threads=settings.WHISPER_CPU_THREADS,
+    )
+
+
 def get_model():
-    """The process's WhisperModel, loaded on first use."""
-    global _model, _pipeline
+    """The process's WhisperModel, loaded on first use: on CUDA when asked for and it runs
+    there, else on the CPU, a decision kept for the life of the process (loader.py)."""
+    global _model, _pipeline, _runtime, _cuda_error
+    loaded_now = False
     with _lock:
         if _model is None:
-            from faster_whisper import BatchedInferencePipeline, WhisperModel
+            from faster_whisper import BatchedInferencePipeline
 
-            device, compute_type = runtime()
             started = time.monotonic()
-            _model = WhisperModel(
-                settings.WHISPER_MODEL,
-                device=device,
-                compute_type=compute_type,
-                cpu_threads=settings.WHISPER_CPU_THREADS,
-            )
+            loaded = loader.load(_create, *runtime())
+            _runtime, _cuda_error = (loaded.device, loaded.compute_type), loaded.cuda_error
+            _model, loaded_now = loaded.model, True
             _pipeline = BatchedInferencePipeline(_model)
             log.info(
                 "loaded Whisper %s on %s (%s) in %.1f s",
                 settings.WHISPER_MODEL,
-                device,
-                compute_type,
+                loaded.device,
+                loaded.compute_type,
                 time.monotonic() - started,
             )
+    if loaded_now:
+        for callback in list(_listeners):
+            _tell(callback)
     return _model
 
 
