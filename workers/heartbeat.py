@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 
@@ -22,6 +23,11 @@ from workers.queues import runs_whisper
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = "stt:worker:"
+# Where a worker's pool process says where it runs Whisper (``publish_runtime``), keyed by the
+# host and the pid of the worker's main process, whose heartbeat carries it; refreshed by every
+# beat, so it outlives a worker that died by this much at most.
+RUNTIME_PREFIX = "stt:runtime:"
+RUNTIME_TTL_S = 3600
 INTERVAL_S = 5.0
 SWEEP_INTERVAL_S = 60.0
 
@@ -35,24 +41,56 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
-def worker_record(hostname: str, queues: list[str]) -> dict:
+def worker_record(hostname: str, queues: list[str], runtime: dict | None = None) -> dict:
+    """The heartbeat of a worker on ``queues``. ``runtime`` is where its pool process runs
+    Whisper (``read_runtime``): until the model is loaded, where the settings would put it.
+    ``cuda_error`` says why a worker with a GPU runs Whisper on the CPU."""
     from django.conf import settings
 
-    from workers.gpu import list_gpus, visible_devices
+    from workers.gpu import list_gpus, resolve_runtime, visible_devices
 
     visible = visible_devices()
     gpus = [gpu.as_dict() for gpu in list_gpus()] if runs_whisper(queues) else []
+    if runtime is None:
+        device, compute_type = resolve_runtime(
+            settings.WHISPER_DEVICE, settings.WHISPER_COMPUTE_TYPE, len(gpus)
+        )
+        runtime = {"device": device, "compute_type": compute_type, "cuda_error": None}
     return {
         "hostname": hostname,
         "queues": sorted(queues),
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "cuda_visible_devices": None if visible is None else ",".join(visible),
-        "device": "cuda" if gpus else "cpu",
+        "device": runtime["device"] if runs_whisper(queues) else "cpu",
+        "compute_type": runtime["compute_type"] if runs_whisper(queues) else None,
+        "cuda_error": runtime.get("cuda_error") if runs_whisper(queues) else None,
         "gpus": gpus,
         "whisper_model": settings.WHISPER_MODEL if runs_whisper(queues) else None,
         "seen_at": time.time(),
     }
+
+
+def runtime_key(host: str, main_pid: int) -> str:
+    return f"{RUNTIME_PREFIX}{host}:{main_pid}"
+
+
+def publish_runtime(client: redis.Redis, report: dict, main_pid: int | None = None) -> None:
+    """Called in a pool process once its model is loaded: tell the main process's heartbeat
+    (by default this process's parent) where Whisper runs."""
+    main_pid = os.getppid() if main_pid is None else main_pid
+    key = runtime_key(socket.gethostname(), main_pid)
+    client.set(key, json.dumps(report), ex=RUNTIME_TTL_S)
+
+
+def read_runtime(client: redis.Redis, main_pid: int | None = None) -> dict | None:
+    """What this worker's pool process published, or None before its model is loaded."""
+    key = runtime_key(socket.gethostname(), os.getpid() if main_pid is None else main_pid)
+    raw = client.getex(key, ex=RUNTIME_TTL_S)
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def publish(client: redis.Redis, record: dict, ttl_s: int) -> None:
@@ -79,7 +117,9 @@ def _beat(hostname: str, queues: list[str]) -> None:
     last_sweep = 0.0
     while not _stop.is_set():
         try:
-            publish(client, worker_record(hostname, queues), settings.WORKER_HEARTBEAT_TTL_S)
+            runtime = read_runtime(client) if runs_whisper(queues) else None
+            record = worker_record(hostname, queues, runtime)
+            publish(client, record, settings.WORKER_HEARTBEAT_TTL_S)
         except Exception as exc:  # noqa: BLE001 - Redis may be restarting; keep beating
             log.warning("worker heartbeat failed: %s", exc)
         if "stt" in queues and time.monotonic() - last_sweep >= SWEEP_INTERVAL_S:
@@ -119,6 +159,19 @@ def _start_heartbeat(sender=None, **_kwargs) -> None:
     threading.Thread(target=_beat, args=(hostname, queues), name="heartbeat", daemon=True).start()
 
 
+@signals.worker_process_init.connect
+def _report_runtime(**_kwargs) -> None:
+    # In each pool process: where Whisper runs (the CPU when CUDA could not load) is decided
+    # at its model load, here, and the main process's heartbeat carries it.
+    from workers.warmup import consumed_queues
+
+    if not runs_whisper(consumed_queues(sys.argv)):
+        return
+    from transcription.speech import engine
+
+    engine.on_model_loaded(lambda report: publish_runtime(_redis(), report))
+
+
 @signals.worker_shutdown.connect
 def _stop_heartbeat(**_kwargs) -> None:
     # Withdraw the record at once so health checks do not count a stopped worker
@@ -126,4 +179,4 @@ def _stop_heartbeat(**_kwargs) -> None:
     _stop.set()
     for hostname in _hostname:
         with contextlib.suppress(redis.RedisError):
-            _redis().delete(KEY_PREFIX + hostname)
+            _redis().delete(KEY_PREFIX + hostname, runtime_key(socket.gethostname(), os.getpid()))

@@ -25,10 +25,21 @@ def _platform_summary() -> dict:
     """What ``/api/config`` and the pages show: the original keys first, then ours."""
     by_queue, redis_error = workers_by_queue(redis_client())
     stt_workers = by_queue.get("stt", [])
-    gpus = [gpu for worker in stt_workers for gpu in worker.get("gpus", [])]
+    # A worker whose CUDA could not load runs Whisper on the CPU (cuda_error says why): its
+    # GPUs are not used, and the platform's device is the CPU unless another worker's is not.
+    on_gpu = [worker for worker in stt_workers if worker.get("device") == "cuda"]
+    gpus = [gpu for worker in on_gpu for gpu in worker.get("gpus", [])]
     device, compute_type = resolve_runtime(
         settings.WHISPER_DEVICE, settings.WHISPER_COMPUTE_TYPE, len(gpus)
     )
+    if stt_workers and not on_gpu:
+        device, compute_type = "cpu", stt_workers[0].get("compute_type") or "int8"
+    fallbacks = {
+        worker["hostname"]: worker["cuda_error"]
+        for workers in by_queue.values()
+        for worker in workers
+        if worker.get("cuda_error")
+    }
     llm = probe_llm()
     answer = last_answer()
     # The backend giving keywords now, not the one KEYWORD_BACKEND asks for: with the LLM
@@ -43,8 +54,12 @@ def _platform_summary() -> dict:
         "llm_enabled": backend == "vllm" and llm.serves_model,
         # Added by this platform.
         "whisper_model": settings.WHISPER_MODEL,
-        "whisper_device": settings.WHISPER_DEVICE,
+        # Where Whisper runs (cpu when CUDA could not load), and what WHISPER_DEVICE asks for.
+        "whisper_device": device,
+        "whisper_device_setting": settings.WHISPER_DEVICE,
         "whisper_compute_type": compute_type,
+        # Workers that have a GPU but run Whisper on the CPU, each with why: {hostname: error}.
+        "cuda_fallback": fallbacks,
         "keyword_backend": settings.KEYWORD_BACKEND,
         "keyword_backend_active": backend,
         "keywords_backend": backend,
