@@ -234,6 +234,115 @@ def envurl(
     return value
 
 
+# S3 bucket names: 3-63 lowercase letters, digits, dots and hyphens, a letter or digit at
+# either end.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_ADDRESSING = ("path", "virtual", "auto")
+
+
+def _redacted(url: str) -> str:
+    """``url`` with its password (an S3 secret key) replaced, fit for an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def parse_storage_url(name: str, url: str | None) -> dict:
+    """The ``STORAGES["default"]`` entry for ``url``.
+
+    Unset: the local file system under MEDIA_ROOT (the embedded default). Otherwise
+    ``s3://[access_key:secret_key@]bucket[/prefix][?endpoint_url=...&region=...
+    &addressing_style=path|virtual|auto]``: S3-compatible object storage (AWS S3, MinIO,
+    Ceph, ...) through django-storages. Keys left out of the URL come from boto3's usual
+    places (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, an instance role). Errors
+    name the variable and never echo the secret key.
+    """
+    if url is None:
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    shown = _redacted(url)
+    parts = urlsplit(url)
+    if parts.scheme != "s3":
+        raise ImproperlyConfigured(
+            f"{name}={shown!r} must be an s3:// URL: s3://[key:secret@]bucket[/prefix]?endpoint_url=..."
+        )
+    bucket = parts.netloc.rpartition("@")[2]
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ImproperlyConfigured(
+            f"{name}={shown!r}: {bucket!r} is not a bucket name "
+            "(3-63 lowercase letters, digits, dots and hyphens)"
+        )
+    if (parts.username is None) != (parts.password is None) or parts.username == "":
+        raise ImproperlyConfigured(
+            f"{name}={shown!r}: give both the access key and the secret key "
+            "(s3://key:secret@bucket, each URL-encoded) or neither"
+        )
+    try:
+        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={shown!r}: its query is not key=value&...") from None
+    unknown = sorted(set(query) - {"endpoint_url", "region", "addressing_style"})
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{name}={shown!r}: unknown option(s) {', '.join(unknown)}; "
+            "known: endpoint_url, region, addressing_style"
+        )
+    options = {key: values[-1].strip() for key, values in query.items()}
+    endpoint = options.get("endpoint_url") or None
+    if endpoint is not None:
+        endpoint_parts = urlsplit(endpoint)
+        try:
+            endpoint_parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            endpoint_parts = endpoint_parts._replace(netloc="")
+        if endpoint_parts.scheme not in ("http", "https") or not endpoint_parts.hostname:
+            raise ImproperlyConfigured(
+                f"{name}={shown!r}: endpoint_url={endpoint!r} is not an http(s)://host[:port] URL"
+            )
+    region = options.get("region") or None
+    if region is not None and not re.fullmatch(r"[a-z0-9-]+", region):
+        raise ImproperlyConfigured(f"{name}={shown!r}: region={region!r} is not a region name")
+    # MinIO and Ceph are reached by path (http://minio:9000/bucket/key); AWS by host name.
+    addressing = options.get("addressing_style") or ("path" if endpoint else "auto")
+    if addressing not in _ADDRESSING:
+        raise ImproperlyConfigured(
+            f"{name}={shown!r}: addressing_style={addressing!r} is not one of: "
+            + ", ".join(_ADDRESSING)
+        )
+    prefix = unquote(parts.path).strip("/")
+    if any(piece in ("", ".", "..") for piece in prefix.split("/")) and prefix:
+        raise ImproperlyConfigured(f"{name}={shown!r}: the prefix {prefix!r} is not a folder name")
+    from botocore.config import Config
+
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "location": prefix,
+            "endpoint_url": endpoint,
+            "region_name": region,
+            "access_key": unquote(parts.username) if parts.username else None,
+            "secret_key": unquote(parts.password) if parts.password else None,
+            "addressing_style": addressing,
+            # Two uploads of the same name are two objects, as on the file system.
+            "file_overwrite": False,
+            # Objects stay private: the web process checks who may hear a recording.
+            "default_acl": None,
+            "querystring_auth": True,
+            # Nothing waits minutes on an unreachable store, and a passing failure is tried
+            # again before a job fails for it.
+            "client_config": Config(
+                connect_timeout=5,
+                read_timeout=60,
+                retries={"max_attempts": 4, "mode": "standard"},
+                s3={"addressing_style": addressing},
+            ),
+        },
+    }
+
+
 def parse_database_url(name: str, url: str) -> dict:
     """Turn ``postgresql://user:pass@host:port/db?sslmode=...`` into a Django DATABASES entry."""
     parts = urlsplit(url)

@@ -23,6 +23,7 @@ from sttproject.env import (
     envstr,
     envurl,
     parse_database_url,
+    parse_storage_url,
 )
 from workers.embedded import embedded_database_url, embedded_redis_url
 
@@ -310,10 +311,20 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploads and live recordings: the local file system under MEDIA_ROOT (the embedded default),
+# or S3-compatible object storage when STORAGE_URL names a bucket, so that workers on other
+# hosts read them without a shared disk (transcription/storage.py).
+STORAGE_URL = envstr("STORAGE_URL")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": parse_storage_url("STORAGE_URL", STORAGE_URL),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# A worker's local copies of stored audio for the decoder, one folder per worker, emptied
+# after each job and when the worker starts (object storage only).
+AUDIO_CACHE_DIR = DATA_DIR / "cache" / "audio"
+# A web process's live recordings while their sessions stream, put into object storage
+# when the stream ends (on the local file system the recording is written in place).
+LIVE_SPOOL_DIR = DATA_DIR / "spool"
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Ports (contracts with the original system) --------------------------------------
