@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import shared_task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -14,9 +14,17 @@ from transcription.batch import turns
 from transcription.batch.pipeline import fail, transcribe_transcript
 from transcription.models import Transcript
 from transcription.notify import ProgressNotifier
+from transcription.storage import StorageUnavailable, claim_cache
 from workers.queues import Queue, waiting
 
 log = logging.getLogger(__name__)
+
+
+@signals.worker_init.connect
+def _claim_audio_cache(sender=None, **_kwargs) -> None:
+    """A worker's folder of local audio copies, emptied of what a killed run left there
+    (before its pool starts: the pool's processes inherit the folder)."""
+    claim_cache(getattr(sender, "hostname", "") or "worker")
 
 
 @shared_task(
@@ -30,8 +38,9 @@ log = logging.getLogger(__name__)
     soft_time_limit=settings.STT_TASK_TIME_LIMIT_S,
     # Hard limit: kills a task stuck in native code; the sweeper then fails the row.
     time_limit=settings.STT_TASK_TIME_LIMIT_S + 60,
-    # Only a lost database connection is worth retrying; bad audio never is.
-    autoretry_for=(OperationalError, InterfaceError),
+    # Only a lost database connection or an unreachable object store is worth retrying (the
+    # job was put back as it was); bad audio never is.
+    autoretry_for=(OperationalError, InterfaceError, StorageUnavailable),
     max_retries=3,
     retry_backoff=5,
 )
@@ -64,6 +73,13 @@ def _transcribe(self, transcript_id: str) -> None:
         return
     except (OperationalError, InterfaceError):
         raise
+    except StorageUnavailable as exc:
+        if self.request.retries < self.max_retries:
+            raise  # tried again after a back-off (autoretry_for)
+        row = Transcript.objects.get(pk=transcript_id)
+        message = f"the stored audio could not be read: {exc}"
+        fail(row, message, notifier, code=Transcript.ErrorCode.NO_AUDIO)
+        return
     except Exception as exc:
         log.exception("transcription of %s failed", transcript_id)
         row = Transcript.objects.filter(pk=transcript_id).first()

@@ -21,8 +21,10 @@ from dataclasses import replace
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from transcription import storage
 from transcription.batch.windows import AudioWindows, cut_point
 from transcription.models import Segment, Transcript
 from transcription.notify import NullNotifier, ProgressNotifier, segment_payload
@@ -35,6 +37,7 @@ from transcription.speech.audio import (
     iter_decode,
 )
 from transcription.speech.hallucination import filter_segments
+from transcription.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +176,16 @@ def transcribe_transcript(
         return transcript
     deadline = time.monotonic() + slice_s if slice_s else None
     try:
-        with transcript.audio.open("rb") as handle:
+        # From object storage, a local copy in this worker's cache, deleted however this ends.
+        with storage.decodable(transcript.audio.name) as source:
             finished = _transcribe_file(
-                transcript, handle, notifier, on_progress, deadline, yield_while
+                transcript, source, notifier, on_progress, deadline, yield_while
             )
+    except StorageUnavailable:
+        # The store is down, not the file bad: the job goes back to the queue as it was, and
+        # the task tries again later (tasks.py).
+        _release(transcript)
+        raise
     except (AudioDecodeError, OSError) as exc:
         fail(transcript, str(exc), notifier, code=_reading_failure(exc))
         return transcript
@@ -199,6 +208,14 @@ def transcribe_transcript(
     return transcript
 
 
+def _release(transcript: Transcript) -> None:
+    """Back to ``queued`` under the same task id, this start not counted: the task is
+    retried because of something that was not this file's fault."""
+    Transcript.objects.filter(pk=transcript.pk, status=Transcript.Status.RUNNING).update(
+        status=Transcript.Status.QUEUED, attempts=Greatest(F("attempts") - 1, 0)
+    )
+
+
 def _requeue(transcript: Transcript) -> None:
     """Back to ``queued`` under a new task id: the slice ended, the file did not."""
     transcript.task_id = str(uuid.uuid4())
@@ -219,7 +236,7 @@ def _shifted(result: engine.SegmentResult, offset: float) -> engine.SegmentResul
     )
 
 
-def _transcribe_file(transcript, handle, notifier, on_progress, deadline, yield_while) -> bool:
+def _transcribe_file(transcript, source, notifier, on_progress, deadline, yield_while) -> bool:
     """Window by window from where the last attempt stopped; False when the deadline came
     first (what was done is stored and ``processed_s`` says where to go on)."""
     declared = transcript.duration
@@ -227,7 +244,7 @@ def _transcribe_file(transcript, handle, notifier, on_progress, deadline, yield_
     position = transcript.processed_s
     last = transcript.segments.aggregate(m=Max("index"))["m"]
     next_index = 0 if last is None else last + 1
-    chunks = iter_decode(handle, CHUNK_S, start_s=position, max_duration_s=_longest_s(transcript))
+    chunks = iter_decode(source, CHUNK_S, start_s=position, max_duration_s=_longest_s(transcript))
     reader = AudioWindows(chunks, position, settings.STT_WINDOW_S)
 
     def advance(processed: float) -> None:
