@@ -317,8 +317,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self._run(self.session.stop(round(position, 3), wait_s))
 
     async def _close_recording(self) -> None:
-        if self.recorder is not None:
-            await asyncio.to_thread(self.recorder.close)
+        recorder = self.recorder
+        if recorder is None:
+            return
+        await asyncio.to_thread(recorder.close)
+        if recorder.unpublished is not None:
+            # Into object storage before the session is let go (``dispatch.finish``): a
+            # connection taking it over, here or on another host, starts from the object.
+            name = recorder.unpublished[0]
+            keep = await database_sync_to_async(records.recording_kept)(recorder.session, name)
+            await asyncio.to_thread(recorder.publish, keep)
 
     async def _status(self) -> None:
         self.last_status = time.monotonic()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -138,42 +139,67 @@ class LiveRecording:
         self.close()
 
 
-def read_span(path: Path | str, start: float, end: float) -> np.ndarray | None:
-    """Seconds ``start`` to ``end`` of the recording at ``path`` as float32 samples; None
-    when the file is missing, not a recording, or does not reach ``end`` yet. Reads while
-    the consumer appends: the header counts only what was written."""
-    try:
+# Reads ``length`` bytes at ``offset`` of a recording (fewer where it ends): a local file, or
+# ranged reads of the stored object (transcription/storage.py), so that a worker on another
+# host reads a span without a copy of the whole file.
+Reader = Callable[[int, int], bytes]
+
+
+def file_reader(path: Path | str) -> Reader:
+    def read_at(offset: int, length: int) -> bytes:
         with open(path, "rb") as file:
-            head = file.read(HEADER_BYTES)
-            if len(head) < HEADER_BYTES or head[0:4] != b"RIFF" or head[36:40] != b"data":
-                return None
-            rate = struct.unpack("<I", head[24:28])[0]
-            data_bytes = struct.unpack("<I", head[40:44])[0]
-            first = max(round(start * rate), 0)
-            last = round(end * rate)
-            if last > data_bytes // BYTES_PER_SAMPLE or last <= first:
-                return None
-            file.seek(HEADER_BYTES + first * BYTES_PER_SAMPLE)
-            raw = file.read((last - first) * BYTES_PER_SAMPLE)
+            file.seek(offset)
+            return file.read(length)
+
+    return read_at
+
+
+def _reader(source: Path | str | Reader) -> Reader:
+    return source if callable(source) else file_reader(source)
+
+
+def _data_info(read_at: Reader) -> tuple[int, int] | None:
+    """The sample rate and the data bytes the header counts, or None for no recording."""
+    head = read_at(0, HEADER_BYTES)
+    if len(head) < HEADER_BYTES or head[0:4] != b"RIFF" or head[36:40] != b"data":
+        return None
+    return struct.unpack("<I", head[24:28])[0], struct.unpack("<I", head[40:44])[0]
+
+
+def read_span(source: Path | str | Reader, start: float, end: float) -> np.ndarray | None:
+    """Seconds ``start`` to ``end`` of the recording (a path, or a ``Reader``) as float32
+    samples; None when it is missing, not a recording, or does not reach ``end`` yet. Reads
+    while the consumer appends: the header counts only what was written. A 16 kHz mono
+    16-bit WAV has its sample ``k`` at byte ``44 + 2k``: two small reads, whatever its size."""
+    read_at = _reader(source)
+    try:
+        info = _data_info(read_at)
+        if info is None:
+            return None
+        rate, data_bytes = info
+        first = max(round(start * rate), 0)
+        last = round(end * rate)
+        if last > data_bytes // BYTES_PER_SAMPLE or last <= first:
+            return None
+        raw = read_at(HEADER_BYTES + first * BYTES_PER_SAMPLE, (last - first) * BYTES_PER_SAMPLE)
     except OSError:
         return None
     pcm = np.frombuffer(raw[: len(raw) - len(raw) % BYTES_PER_SAMPLE], dtype="<i2")
     return (pcm.astype(np.float32) / 32767.0).astype(np.float32)
 
 
-def recorded_s(path: Path | str) -> float:
-    """How many seconds the recording at ``path`` holds (0 when there is none)."""
+def recorded_s(source: Path | str | Reader) -> float:
+    """How many seconds the recording (a path, or a ``Reader``) holds (0 when there is none)."""
     try:
-        with open(path, "rb") as file:
-            head = file.read(HEADER_BYTES)
+        info = _data_info(_reader(source))
     except OSError:
         return 0.0
-    if len(head) < HEADER_BYTES or head[0:4] != b"RIFF" or head[36:40] != b"data":
+    if info is None:
         return 0.0
-    rate = struct.unpack("<I", head[24:28])[0]
-    return struct.unpack("<I", head[40:44])[0] / BYTES_PER_SAMPLE / max(rate, 1)
+    rate, data_bytes = info
+    return data_bytes / BYTES_PER_SAMPLE / max(rate, 1)
 
 
 def recording_name(transcript_id: str, when) -> str:
-    """Where a live session's recording goes, relative to MEDIA_ROOT."""
+    """A live session's recording's name in storage."""
     return os.path.join("live", f"{when:%Y/%m/%d}", f"{transcript_id}.wav")

@@ -1,18 +1,24 @@
 """A live session's rows: the transcript a start creates, who may resume it, and where a
-resumed one goes on; and its recording on disk, opened, appended to and closed."""
+resumed one goes on; and its recording, opened, appended to, closed and stored.
+
+On the local file system the recording is written in place. With object storage the web
+process appends to a spool file of its own (``storage.spool_path``) and puts it into the
+bucket when the stream ends, before the session is let go: a connection that resumes it,
+on this host or another, starts from the stored object, and workers read spans of it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
 from django.db.models import Max
 from django.utils import timezone
 
+from transcription import storage
 from transcription.access import may_see
 from transcription.live import recovery, store
 from transcription.live.recording import LiveRecording, RecordingError, recording_name
@@ -75,6 +81,22 @@ def reopen(session: str, language: str, last_seq: int = 0) -> tuple[StreamState,
     return point, transcript.audio.name
 
 
+def recording_kept(session: str, name: str) -> bool:
+    """Whether the transcript still wants the recording ``name`` (not deleted meanwhile)."""
+    return Transcript.objects.filter(pk=session, audio=name).exists()
+
+
+def _fetch_stored(name: str, spool) -> None:
+    """Bring the stored recording to the spool when it holds more: a session resumed here
+    after it streamed elsewhere (or after a crash here left a shorter spool)."""
+    try:
+        stored = storage.size(name)
+    except FileNotFoundError:
+        return  # a new session, or one whose stream never ended cleanly anywhere
+    if stored > (spool.stat().st_size if spool.exists() else -1):
+        storage.fetch_file(name, spool)
+
+
 class Recorder:
     """The session's recording as the consumer writes it. The transcript matters more than
     the recording: any error stops recording, never the session."""
@@ -82,6 +104,9 @@ class Recorder:
     def __init__(self, session: str) -> None:
         self.session = session
         self.recording: LiveRecording | None = None
+        self.name = ""
+        # (name, spool) closed but not yet in object storage: ``publish`` puts it there.
+        self.unpublished: tuple[str, Path] | None = None
 
     def open(self, name: str, offset: float) -> float:
         """Open the recording and line it up with the timeline at ``offset``, or at its
@@ -89,15 +114,18 @@ class Recorder:
         a longer file is the truer timeline); never cuts it. Returns the offset."""
         recording = None
         try:
-            recording = LiveRecording(default_storage.path(name))
+            spool = storage.spool_path(name)
+            if storage.object_storage() is not None:
+                _fetch_stored(name, spool)
+            recording = LiveRecording(spool)
             offset = max(offset, recording.duration_s)
             recording.align(offset)
-        except (OSError, RecordingError, NotImplementedError) as exc:
+        except (OSError, RecordingError, ValueError) as exc:
             log.warning("live session %s is not recorded: %s", self.session, exc)
             if recording is not None:
                 recording.close()
             return offset
-        self.recording = recording
+        self.recording, self.name = recording, name
         return offset
 
     @property
@@ -117,6 +145,32 @@ class Recorder:
         recording, self.recording = self.recording, None
         if recording is not None:
             recording.close()
+            if storage.object_storage() is not None:
+                self.unpublished = (self.name, recording.path)
+
+    def publish(self, keep: bool = True) -> None:
+        """Put the closed spool into object storage and delete it (nothing to do on the file
+        system). ``keep`` False: the transcript was deleted meanwhile, so is the spool. A
+        store that refuses leaves the spool where it is: a resume on this host goes on
+        from it, and nothing recorded is thrown away."""
+        pending, self.unpublished = self.unpublished, None
+        if pending is None:
+            return
+        name, spool = pending
+        if not keep or not spool.exists():  # deleted with its transcript (signals.py)
+            spool.unlink(missing_ok=True)
+            return
+        try:
+            storage.put_file(name, spool)
+        except OSError as exc:
+            log.warning(
+                "live session %s: its recording stays in %s, not stored: %s",
+                self.session,
+                spool,
+                exc,
+            )
+            return
+        spool.unlink(missing_ok=True)
 
 
 def end_orphaned_sessions(now: dt.datetime | None = None) -> int:

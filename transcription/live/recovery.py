@@ -1,8 +1,8 @@
 """A live session's speech that Redis lost, found again in PostgreSQL and the recording.
 
 Utterance audio handed to a worker, the queued jobs and the session's numbering live in
-Redis; a Redis that restarts empty loses them, while the recording on disk holds every
-second the consumer received. What was lost is where the stored finals leave a stretch of
+Redis; a Redis that restarts empty loses them, while the recording holds every second the
+consumer received (read from the web process's spool while it streams, else from storage). What was lost is where the stored finals leave a stretch of
 the recording uncovered and a number unused:
 
 - between two stored finals whose numbers are not consecutive: the utterances numbered in
@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from channels.db import database_sync_to_async
-from django.core.files.storage import default_storage
 from django.db.models import Max
 
+from transcription import storage
 from transcription.live import dispatch, store
-from transcription.live.recording import SAMPLE_RATE, read_span, recorded_s
+from transcription.live.recording import SAMPLE_RATE, Reader, file_reader, read_span, recorded_s
 from transcription.live.session import SendUtterance
 from transcription.live.store import StreamState
 from transcription.models import Transcript
@@ -57,6 +57,17 @@ class Stretch:
     end: float
     first_index: int
     slots: int
+
+
+def recording_reader(name: str) -> Reader:
+    """The recording ``name`` as this process reads it best: the spool on this host (the
+    web process streaming it; on the file system, the stored file itself), else the stored
+    object, by ranges."""
+    try:
+        spool = storage.spool_path(name)
+    except ValueError:
+        return storage.reader(name)
+    return file_reader(spool) if spool.exists() else storage.reader(name)
 
 
 def reserve(stretch_s: float) -> int:
@@ -116,11 +127,11 @@ def recover(session: str, language: str, until_s: float, next_index: int) -> int
     transcript = Transcript.objects.get(pk=session)
     if not transcript.audio.name:
         return 0  # not recorded: what Redis lost is lost
-    path = default_storage.path(transcript.audio.name)
+    recording = recording_reader(transcript.audio.name)
     rows = list(transcript.segments.values_list("index", "start", "end"))
     sent = 0
     for stretch in lost_stretches(rows, until_s, next_index):
-        audio = read_span(path, stretch.start, stretch.end)
+        audio = read_span(recording, stretch.start, stretch.end)
         if audio is None:
             continue
         spans = fit(cut(audio, stretch.start), stretch.slots)
@@ -146,7 +157,7 @@ def resume_point(session: str, language: str) -> StreamState:
     first_free = last["index"] + 1 if last["index"] is not None else 0
     recorded = 0.0
     if transcript.audio.name:
-        recorded = recorded_s(default_storage.path(transcript.audio.name))
+        recorded = recorded_s(recording_reader(transcript.audio.name))
     position = max(stored_end, recorded)
     next_index = first_free + (reserve(recorded - stored_end) if recorded > stored_end else 0)
     try:

@@ -14,9 +14,9 @@ import math
 import time
 
 import numpy as np
-from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from transcription import storage
 from transcription.live import store
 from transcription.live.finals import store_final
 from transcription.live.jobs import PartialJob, UtteranceJob
@@ -42,11 +42,21 @@ def _audio(key: str) -> np.ndarray | None:
 
 def _recorded(session: str, start: float, end: float) -> np.ndarray | None:
     """The utterance from the session's recording: its audio in Redis is gone (Redis lost
-    its data, or the hour ran out) but the recording holds every second the consumer got."""
+    its data, or the hour ran out) but the recording holds every second the consumer got.
+
+    Read from storage by byte ranges (the header, then the span): on the file system the
+    recording is written in place, so every second so far is there; in object storage it
+    arrives when its stream ends, so until then (or while the store cannot be reached) a
+    worker on another host finds no span: None, and the utterance is reported expired, as
+    without a recording. (Redis losing its data loses the queued job with the audio; that
+    speech is sent again by the web process from its spool: recovery.py.)"""
     name = Transcript.objects.filter(pk=session).values_list("audio", flat=True).first()
     if not name:
         return None
-    return read_span(default_storage.path(name), start, end)
+    audio = read_span(storage.reader(name), start, end)
+    if audio is None:
+        log.warning("live session %s: %.2f-%.2f s is not in its recording", session, start, end)
+    return audio
 
 
 def _previous_finals(session: str, index: int) -> list[str]:
