@@ -1,7 +1,11 @@
 """A transcript's stored recording, served with byte ranges so a player can seek.
 
 One range-serving function for the transcript page's player (``transcript_audio``) and the
-REST API (``api.TranscriptAudio``), both behind the same access rule.
+REST API (``api.TranscriptAudio``), both behind the same access rule. From object storage the
+web process proxies the range: one ranged GET to the bucket per request, streamed through,
+so the bucket stays private, every request passes the access check, and the player needs
+no address of the store (which browsers often cannot reach). A live session whose stream
+has not yet put its recording into object storage is served from this host's spool.
 """
 
 from __future__ import annotations
@@ -9,29 +13,31 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-from django.core.files.storage import Storage
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_safe
 
+from transcription import storage
 from transcription.access import visible_transcripts
 from transcription.models import Transcript
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 256 * 1024
 
+# Opens a reader (``read(n)``, ``close()``) of ``length`` bytes from ``start``.
+Opener = Callable[[int, int], object]
 
-async def _file_part(storage: Storage, name: str, start: int, length: int) -> AsyncIterator[bytes]:
+
+async def _file_part(open_part: Opener, start: int, length: int) -> AsyncIterator[bytes]:
     """The bytes ``[start, start + length)`` of a stored file, read off the event loop.
 
     An asynchronous iterator: under ASGI, Django would read a synchronous one (and so a
     whole recording) into memory before sending the first byte.
     """
-    handle = await asyncio.to_thread(storage.open, name, "rb")
+    handle = await asyncio.to_thread(open_part, start, length)
     try:
-        await asyncio.to_thread(handle.seek, start)
         while length > 0:
             block = await asyncio.to_thread(handle.read, min(CHUNK, length))
             if not block:
@@ -40,6 +46,23 @@ async def _file_part(storage: Storage, name: str, start: int, length: int) -> As
             yield block
     finally:
         await asyncio.to_thread(handle.close)
+
+
+def _source(name: str) -> tuple[int, Opener]:
+    """The recording's size and how to read a part of it: the stored file, or, for a live
+    session still streaming into this web process's spool, the spool."""
+    try:
+        return storage.size(name), lambda start, length: storage.open_range(name, start, length)
+    except FileNotFoundError:
+        if storage.object_storage() is None:
+            raise
+    spool = storage.spool_path(name)
+    try:
+        return spool.stat().st_size, lambda start, length: storage.open_file_range(
+            spool, start, length
+        )
+    except OSError:
+        raise FileNotFoundError(name) from None
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
@@ -76,10 +99,19 @@ def audio_response(request: HttpRequest, transcript: Transcript) -> HttpResponse
     shared by the page's player and the REST API."""
     if not transcript.audio:
         raise Http404("this transcript has no stored audio")
-    storage, name = transcript.audio.storage, transcript.audio.name
-    if not storage.exists(name):
-        raise Http404("the audio file is gone")
-    size = storage.size(name)
+    name = transcript.audio.name
+    try:
+        size, open_part = _source(name)
+    except FileNotFoundError:
+        raise Http404("the audio file is gone") from None
+    except storage.StorageUnavailable:
+        response = HttpResponse(
+            "the audio's storage does not answer; try again shortly",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = "5"
+        return response
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     wanted = _parse_range(request.headers.get("Range", ""), size)
     if wanted is False:
@@ -91,7 +123,7 @@ def audio_response(request: HttpRequest, transcript: Transcript) -> HttpResponse
         code = 206 if wanted else 200
         if request.method == "GET":
             response = StreamingHttpResponse(
-                _file_part(storage, name, start, length), status=code, content_type=content_type
+                _file_part(open_part, start, length), status=code, content_type=content_type
             )
         else:  # HEAD: the headers a GET would have
             response = HttpResponse(status=code, content_type=content_type)
