@@ -5,6 +5,7 @@ Every variable is documented in README.md (Configuration)."""
 from __future__ import annotations
 
 import secrets
+import socket
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -16,6 +17,7 @@ from sttproject.env import (
     envbool,
     envchoice,
     envfloat,
+    envhost,
     envint,
     envlist,
     envnetworks,
@@ -332,6 +334,9 @@ WEB_PORT = envport("WEB_PORT", 5000)
 FLOWER_PORT = envport("FLOWER_PORT", 5555)
 # How long a worker counts as online after its last heartbeat.
 WORKER_HEARTBEAT_TTL_S = envint("WORKER_HEARTBEAT_TTL_S", 20, minimum=3, maximum=600)
+# The host a worker names in its heartbeat (health, the status page list workers by it): the
+# machine's name, or one given to a container that would otherwise report its own id.
+WORKER_HOST = envhost("WORKER_HOST", socket.gethostname() or "localhost")
 
 LANGUAGE_CODE = "ko"
 LANGUAGES = [("ko", "한국어"), ("en", "English")]

@@ -60,6 +60,15 @@ def workers_by_queue(client: redis.Redis) -> tuple[dict[str, list[dict]], str]:
     return by_queue, ""
 
 
+def hosts_of(workers: list[dict]) -> dict[str, list[str]]:
+    """The workers' names by the host they run on (a GPU host with its stt, live and partial
+    workers): ``{"gpu-2": ["stt-gpu0@gpu-2", ...]}``."""
+    hosts: dict[str, list[str]] = {}
+    for worker in workers:
+        hosts.setdefault(worker.get("host") or "?", []).append(worker["hostname"])
+    return {host: sorted(names) for host, names in sorted(hosts.items())}
+
+
 def check_llm(llm: LlmStatus) -> Check:
     backend = active_backend(llm)
     required = settings.KEYWORD_BACKEND == "vllm"
@@ -78,7 +87,7 @@ def check_queue(
 ) -> Check:
     """The workers consuming ``queue``. A queue that is not required is reported with what
     happens ``meanwhile`` and does not fail the platform."""
-    data: dict = {"workers": [w["hostname"] for w in workers]}
+    data: dict = {"workers": [w["hostname"] for w in workers], "hosts": hosts_of(workers)}
     if not required:
         data["required"] = False
     if workers:

@@ -60,7 +60,8 @@ def worker_record(hostname: str, queues: list[str], runtime: dict | None = None)
         "hostname": hostname,
         "queues": sorted(queues),
         "pid": os.getpid(),
-        "host": socket.gethostname(),
+        # The machine (WORKER_HOST, or its own name): workers are listed by host.
+        "host": settings.WORKER_HOST,
         "cuda_visible_devices": None if visible is None else ",".join(visible),
         "device": runtime["device"] if runs_whisper(queues) else "cpu",
         "compute_type": runtime["compute_type"] if runs_whisper(queues) else None,

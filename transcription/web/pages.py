@@ -119,7 +119,8 @@ def status_page(request: HttpRequest) -> HttpResponse:
         {
             "healthy": healthy,
             "health": health,
-            "workers": sorted(workers.values(), key=lambda w: w["hostname"]),
+            # By host, then name: a GPU host's workers side by side.
+            "workers": sorted(workers.values(), key=lambda w: (w.get("host", ""), w["hostname"])),
             "summary": _platform_summary(),
             "flower_port": settings.FLOWER_PORT,
         },
