@@ -49,10 +49,14 @@ format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# compose.yml requires these secrets; placeholders are enough for an offline check.
+# compose.yml requires these secrets, compose.worker.yml the central URLs; placeholders are
+# enough for an offline check.
 check-compose:
 	SECRET_KEY=$${SECRET_KEY:-check} POSTGRES_PASSWORD=$${POSTGRES_PASSWORD:-check} \
 	FLOWER_BASIC_AUTH=$${FLOWER_BASIC_AUTH:-check:check} docker-compose -f compose.yml config -q
+	DATABASE_URL=$${DATABASE_URL:-postgresql://check@db/check} REDIS_URL=$${REDIS_URL:-redis://redis/0} \
+	STORAGE_URL=$${STORAGE_URL:-s3://check} WORKER_HOST=$${WORKER_HOST:-check} \
+	docker-compose -f compose.worker.yml config -q
 
 # Platform (upload -> done, real worker) vs plain faster-whisper on the evaluation clips;
 # prints per-file and total CER and time ratios (bench/batch.py). BENCH_ARGS="--repeat 3".

@@ -32,6 +32,7 @@ COMPOSE = REPO_ROOT / "compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 ENTRYPOINT = REPO_ROOT / "docker" / "entrypoint.sh"
+WORKER_COMPOSE = REPO_ROOT / "compose.worker.yml"
 
 # Secrets that compose.yml requires (no default); placeholders, only for validation.
 SECRETS = {
@@ -97,7 +98,9 @@ def seconds(duration: str) -> float:
     return sum(float(n) * units[u] for n, u in parts)
 
 
-def docker_compose(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+def docker_compose(
+    *args: str, env: dict[str, str], tmp_path: Path, file: Path = COMPOSE
+) -> subprocess.CompletedProcess:
     exe = shutil.which("docker-compose")
     if exe is None:
         pytest.skip("docker-compose is not installed (CI installs Debian's docker-compose)")
@@ -107,7 +110,7 @@ def docker_compose(*args: str, env: dict[str, str], tmp_path: Path) -> subproces
     empty_env_file.write_text("")
     base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     return subprocess.run(
-        [exe, "--env-file", str(empty_env_file), "-f", str(COMPOSE), *args],
+        [exe, "--env-file", str(empty_env_file), "-f", str(file), *args],
         capture_output=True,
         text=True,
         env={**base, **env},
@@ -495,3 +498,90 @@ def test_dockerignore_keeps_what_the_image_needs_and_drops_secrets():
         assert not dockerignored(needed), needed
     for dropped in (".env", ".git/config", ".venv/bin/python", "var/postgres", "x/__pycache__/y"):
         assert dockerignored(dropped), dropped
+
+
+# --- compose.worker.yml: a GPU host that needs only URLs ------------------------------------
+
+# What a GPU host is told about the central one; placeholders, only for validation.
+WORKER_URLS = {
+    "DATABASE_URL": "postgresql://stt:placeholder@10.0.0.5:5432/stt",
+    "REDIS_URL": "redis://:placeholder@10.0.0.5:6379/0",
+    "STORAGE_URL": "s3://key:secret@stt-audio?endpoint_url=http://10.0.0.5:9000",
+    "WORKER_HOST": "gpu-2",
+}
+
+
+def worker_services() -> dict[str, dict]:
+    return yaml.safe_load(WORKER_COMPOSE.read_text())["services"]
+
+
+@pytest.mark.slow  # starts a process
+def test_worker_compose_validates(tmp_path):
+    result = docker_compose("config", "-q", env=WORKER_URLS, tmp_path=tmp_path, file=WORKER_COMPOSE)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow  # starts a process
+@pytest.mark.parametrize("variable", sorted(WORKER_URLS))
+def test_worker_compose_refuses_to_run_without_each_url(tmp_path, variable):
+    env = {k: v for k, v in WORKER_URLS.items() if k != variable}
+    result = docker_compose("config", "-q", env=env, tmp_path=tmp_path, file=WORKER_COMPOSE)
+    assert result.returncode != 0
+    assert variable in result.stderr
+
+
+@pytest.mark.slow  # starts a process
+def test_worker_compose_renders_the_central_urls_and_the_host_name(tmp_path):
+    result = docker_compose("config", env=WORKER_URLS, tmp_path=tmp_path, file=WORKER_COMPOSE)
+    assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load(result.stdout)
+    for name, svc in rendered["services"].items():
+        env = svc["environment"]
+        for variable, value in WORKER_URLS.items():
+            assert env[variable] == value, (name, variable)
+        # Celery's %h and the health check's $HOSTNAME: the host's name, in Flower and /status.
+        assert svc["hostname"] == "gpu-2", name
+    assert set(rendered["volumes"]) == {"worker-data"}
+
+
+def test_a_gpu_host_runs_only_whisper_workers_and_shares_nothing():
+    svcs = worker_services()
+    main = services()
+    assert svcs, "compose.worker.yml has no services"
+    for name, svc in svcs.items():
+        # The same workers as on the central host, by name, queues and node name.
+        assert name in main, f"{name} is not a worker of compose.yml"
+        assert _queue_of(svc["command"]) == _queue_of(main[name]["command"]), name
+        assert _option(svc["command"], "-n") == f"{name}@%h"
+        assert _option(svc["command"], "--concurrency") == "1"
+        assert svc.get("cpu_shares") == main[name].get("cpu_shares"), name
+        assert f"-d {name}@$$HOSTNAME" in " ".join(svc["healthcheck"]["test"])
+        assert svc["restart"] == "unless-stopped"
+        # Nothing of the central host: no service to wait for, no bind mount, no port.
+        assert "depends_on" not in svc and "ports" not in svc, name
+        assert svc["volumes"] == ["worker-data:/data"], name
+        env = svc["environment"]
+        for variable in WORKER_URLS:
+            assert env[variable].startswith("${" + variable + ":?"), (name, variable)
+        assert env["DATA_DIR"] == "/data" and env["WHISPER_DEVICE"] == "cuda"
+        assert env["CUDA_VISIBLE_DEVICES"] == "0"
+        assert "@postgres:" not in env["DATABASE_URL"] and "redis://redis" not in env["REDIS_URL"]
+    # Each GPU pinned once per kind of worker, each with its stt worker.
+    stt = stt_workers(svcs)
+    assert {"stt-gpu0", "stt-gpu1"} <= set(stt)
+    for name, svc in svcs.items():
+        (device,) = gpu_devices(svc)
+        assert "count" not in device and len(device["device_ids"]) == 1, name
+        index = name.rsplit("gpu", 1)[1]
+        assert device["device_ids"] == [index], name
+        assert f"stt-gpu{index}" in stt, f"{name} has no stt worker on its GPU"
+    kinds = {_queue_of(svc["command"]) for svc in svcs.values()}
+    assert kinds == {"stt_live,stt", "stt_live", "stt_partial"}
+
+
+def test_the_central_host_passes_the_storage_url_and_a_redis_url_with_a_password():
+    env = services()["web"]["environment"]
+    assert env["STORAGE_URL"] == "${STORAGE_URL:-}"  # empty: the app-data volume
+    assert env["REDIS_URL"] == "${REDIS_URL:-redis://redis:6379/0}"
+    for name in stt_workers(services()):
+        assert services()[name]["environment"]["STORAGE_URL"] == "${STORAGE_URL:-}"
