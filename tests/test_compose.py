@@ -585,3 +585,33 @@ def test_the_central_host_passes_the_storage_url_and_a_redis_url_with_a_password
     assert env["REDIS_URL"] == "${REDIS_URL:-redis://redis:6379/0}"
     for name in stt_workers(services()):
         assert services()[name]["environment"]["STORAGE_URL"] == "${STORAGE_URL:-}"
+
+
+@pytest.mark.slow  # starts a process
+def test_the_central_host_overrides_in_the_docs_are_valid(tmp_path):
+    """docs/production.md's compose.override.yml blocks (MinIO; PostgreSQL and Redis for GPU
+    hosts, Redis with a password) merge with compose.yml into a valid file."""
+    import textwrap
+
+    text = (REPO_ROOT / "docs" / "production.md").read_text()
+    blocks = [textwrap.dedent(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+    overrides = [b for b in blocks if "minio:" in b or "--requirepass" in b]
+    assert len(overrides) == 2, "docs/production.md: the MinIO and the GPU-host overrides"
+    files = []
+    for number, block in enumerate(overrides):
+        files += ["-f", str(tmp_path / f"override{number}.yml")]
+        (tmp_path / f"override{number}.yml").write_text(block)
+    env = {
+        **SECRETS,
+        "PRIVATE_ADDRESS": "10.0.0.5",
+        "REDIS_PASSWORD": "placeholder",
+        "MINIO_ROOT_USER": "stt",
+        "MINIO_ROOT_PASSWORD": "placeholder",
+    }
+    result = docker_compose(*files, "config", env=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    merged = yaml.safe_load(result.stdout)["services"]
+    assert "--requirepass" in merged["redis"]["command"]
+    assert merged["redis"]["environment"]["REDISCLI_AUTH"] == "placeholder"
+    assert all("10.0.0.5" in str(port) for port in merged["postgres"]["ports"])
+    assert "minio" in merged
