@@ -338,6 +338,15 @@ WORKER_HEARTBEAT_TTL_S = envint("WORKER_HEARTBEAT_TTL_S", 20, minimum=3, maximum
 # machine's name, or one given to a container that would otherwise report its own id.
 WORKER_HOST = envhost("WORKER_HOST", socket.gethostname() or "localhost")
 
+# --- Metrics (Prometheus; README: Metrics) ----------------------------------------------
+# Where this host's metrics exporter listens (workers/metrics_exporter.py): loopback unless
+# told otherwise, as it answers anyone who reaches it. METRICS_PORT=0: no exporter.
+METRICS_HOST = envhost("METRICS_HOST", "127.0.0.1")
+METRICS_PORT = envint("METRICS_PORT", 9560, minimum=0, maximum=65535)
+# Who serves it: "process", the launcher's exporter process, one per host (./start_system.sh);
+# "thread", the web or Celery worker process itself, for one process per container (compose).
+METRICS_EXPORTER = envchoice("METRICS_EXPORTER", "process", ("process", "thread"))
+
 LANGUAGE_CODE = "ko"
 LANGUAGES = [("ko", "한국어"), ("en", "English")]
 TIME_ZONE = envstr("TIME_ZONE", "Asia/Seoul")
