@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from transcription.batch import turns
+from transcription.batch.meter import UploadMeter
 from transcription.batch.pipeline import fail, transcribe_transcript
 from transcription.models import Transcript
 from transcription.notify import ProgressNotifier
@@ -45,9 +46,11 @@ def _claim_audio_cache(sender=None, **_kwargs) -> None:
     retry_backoff=5,
 )
 def transcribe(self, transcript_id: str) -> None:
+    meter = UploadMeter(transcript_id)
     try:
         _transcribe(self, transcript_id)
     finally:
+        meter.finish()
         # Done, failed or handed to another task: the owner's next upload may go. With the
         # database down this fails too; the stt workers' sweep dispatches it later.
         try:

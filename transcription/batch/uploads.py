@@ -11,12 +11,14 @@ import uuid
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
 from django.http import HttpRequest
 
 from transcription.batch import turns
 from transcription.models import Transcript
 from transcription.speech.audio import NotAudioError, format_duration, probe_audio
 from transcription.speech.languages import WHISPER_LANGUAGES
+from workers import metrics
 
 
 class UploadRejected(Exception):
@@ -128,4 +130,12 @@ def create_upload(
         task_id=task_id,
     )
     turns.dispatch(transcript.owner_id)
+    size = upload.size or 0
+    # Counted once the row is there for good: a rolled-back upload was never accepted.
+    transaction.on_commit(lambda: _count_upload(size))
     return transcript
+
+
+def _count_upload(size: int) -> None:
+    metrics.UPLOADS.inc()
+    metrics.UPLOAD_BYTES.inc(size)

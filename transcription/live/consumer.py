@@ -38,6 +38,7 @@ from transcription.live.store import Decision, StreamState
 from transcription.notify import group_name
 from transcription.speech.endpointing import Endpointer, Pause
 from transcription.speech.languages import WHISPER_LANGUAGES
+from workers import metrics
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 2.0
@@ -60,6 +61,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         # timer of an earlier stop from the current one.
         self.stop_timer: asyncio.Task | None = None
         self.stop_timers = 0
+        self.counted = False  # in stt_live_sessions_active
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -70,6 +72,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self._refuse("too_many_sessions", f"at most {limit} live sessions at once", 4429)
             return
         self.limit_key = key
+        self.counted = True
+        metrics.LIVE_ACTIVE.inc()
+        metrics.LIVE_SESSIONS.inc()
 
     async def _refuse(self, code: str, message: str, close_code: int) -> None:
         await self.send_json({"type": "error", "code": code, "message": message})
@@ -77,6 +82,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self._disarm_stop_timer()  # no ``stopped`` for a socket that is gone
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.LIVE_ACTIVE.dec()
         if self.limit_key:
             await asyncio.to_thread(store.unregister, self.limit_key, self.channel_name)
         if self.session:
@@ -357,6 +365,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.session is None:
             return
         event = message["event"]
-        await self._run(self.session.on_worker_event(event))
+        session = self.session
+        timed = session.timed_finals
+        await self._run(session.on_worker_event(event))
+        if session.timed_finals > timed and session.last_latency is not None:
+            metrics.LIVE_LATENCY.observe(session.last_latency)
         if event.get("type") == "final" and not self.session.stopped:
             await self._status()

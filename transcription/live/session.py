@@ -213,6 +213,8 @@ class LiveSession:
         self.stopping: dict[str, Any] | None = None
         self.stopped = False
         self.last_latency: float | None = None
+        # Finals whose latency was measured (the consumer records each one in the metrics).
+        self.timed_finals = 0
         self.last_queue_wait: float | None = None
         self.legacy_held: dict[int, dict[str, Any]] = {}
 
@@ -307,6 +309,7 @@ class LiveSession:
             sent = self._answered(event)
             if sent is not None:
                 self.last_latency = round(self.clock() - sent[1], 3)
+                self.timed_finals += 1
             self.last_queue_wait = event.get("queue_wait_s")
         elif kind == "error" and event.get("code") == "audio_expired":
             # The worker gave up on that utterance: no final is coming for it.

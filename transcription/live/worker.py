@@ -26,6 +26,7 @@ from transcription.models import Segment, Transcript
 from transcription.notify import ProgressNotifier
 from transcription.speech import engine, utterance
 from transcription.speech.hallucination import filter_segments
+from workers import metrics
 
 log = logging.getLogger(__name__)
 # Interim text is replaced a second later: speed over the last bit of accuracy.
@@ -124,6 +125,7 @@ def transcribe_utterance(job: UtteranceJob) -> Segment | None:
     text = " ".join(r.text for r in kept).strip()
     words = _words(kept) if text else None
     computed_at = time.time()
+    metrics.observe_transcription("live_final", end - start, computed_at - picked_at)
     waited = 0.0
     if early_key:
         remaining = job.early_wait_s - (computed_at - job.dispatched_at)
@@ -192,10 +194,12 @@ def transcribe_partial(job: PartialJob) -> str | None:
     if audio is None:
         return None
     # Without the session's context or word timings: see speech/utterance.py.
+    began = time.monotonic()
     results, _language = utterance.transcribe_clip(
         audio, job.language, offset=job.start, beam_size=PARTIAL_BEAM_SIZE
     )
     end = job.start + len(audio) / engine.SAMPLE_RATE
+    metrics.observe_transcription("live_partial", end - job.start, time.monotonic() - began)
     kept = filter_segments(results, speech_spans=[(job.start, end)])
     text = " ".join(r.text for r in kept).strip()
     if store.latest_request(job.session) != wanted:
