@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 
@@ -19,6 +22,7 @@ from keywords.backends import probe_llm, record_answer
 from keywords.extractors.base import Extractor, KeywordItem
 from keywords.extractors.embedded import EmbeddedExtractor
 from keywords.extractors.vllm import LlmUnavailable, VllmExtractor
+from workers import metrics
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +75,10 @@ def extract_keywords(
     fallback = embedded or _embedded
     if wants_llm():
         try:
-            items = (llm or default_llm_extractor()).extract(
-                text, language=language, max_items=max_items
-            )
+            with _call("vllm"):
+                items = (llm or default_llm_extractor()).extract(
+                    text, language=language, max_items=max_items
+                )
             # What answered, for /api/config (keywords.backends.answering_backend).
             record_answer("vllm")
             return items
@@ -83,6 +88,23 @@ def extract_keywords(
             # A bug in the LLM path must not cost a transcript its keywords; the
             # traceback is logged so it still gets fixed.
             log.exception("LLM keyword extraction failed, using embedded")
-    items = fallback.extract(text, language=language, max_items=max_items)
+    with _call("embedded"):
+        items = fallback.extract(text, language=language, max_items=max_items)
     record_answer("embedded")
     return items
+
+
+@contextmanager
+def _call(backend: str) -> Iterator[None]:
+    """Count one extraction asked of ``backend`` and time it (stt_llm_calls_total,
+    stt_llm_call_duration_seconds): success, or failure when it raises."""
+    started = time.monotonic()
+    try:
+        yield
+    except BaseException:
+        metrics.LLM_CALLS.labels(backend, "failure").inc()
+        raise
+    else:
+        metrics.LLM_CALLS.labels(backend, "success").inc()
+    finally:
+        metrics.LLM_DURATION.labels(backend).observe(time.monotonic() - started)
