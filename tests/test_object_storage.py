@@ -341,7 +341,7 @@ def test_a_live_recording_is_spooled_then_stored_and_resumed_from_the_object(buc
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_store_that_refuses_the_recording_leaves_the_spool(bucket, cast, monkeypatch):
+def test_a_store_that_refuses_the_recording_leaves_the_spool(bucket, cast, settings):
     from transcription.live import records
 
     session, name = records.create_transcript(cast.owner, "ko")
@@ -349,20 +349,24 @@ def test_a_store_that_refuses_the_recording_leaves_the_spool(bucket, cast, monke
     recorder.open(name, 0.0)
     recorder.append(tone(0.5))
     recorder.close()
-
-    def refuse(*_args, **_kwargs):
-        raise storage.StorageUnavailable("object storage is unreachable: test")
-
-    monkeypatch.setattr(storage, "put_file", refuse)
+    # The bucket is gone (deleted, renamed in the settings): the store refuses the recording.
+    working = settings.STORAGES
+    missing = parse_storage_url(
+        "STORAGE_URL", bucket.storage_url.replace("@stt-audio", "@stt-gone")
+    )
+    settings.STORAGES = {**working, "default": missing}
+    with pytest.raises(storage.StorageUnavailable, match="bucket of STORAGE_URL does not exist"):
+        storage.read_range(name, 0, 44)  # (a HEAD has no body to tell it from a missing key)
     recorder.publish(True)
     assert storage.spool_path(name).exists() and bucket.object_keys() == []
-    monkeypatch.undo()
+    settings.STORAGES = working
     # A resume here goes on from the spool, and its end stores the whole recording.
     again = records.Recorder(session)
     assert again.open(name, 0.0) == pytest.approx(0.5)
     again.close()
     again.publish(True)
     assert bucket.object_keys() == [name] and len(bucket.read(name)) == 44 + 2 * RATE // 2
+    assert not storage.spool_path(name).exists()
 
 
 def test_credentials_in_the_url_reach_the_store(bucket):

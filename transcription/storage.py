@@ -63,6 +63,7 @@ def _key(storage, name: str) -> str:
 @contextlib.contextmanager
 def _translated(name: str) -> Iterator[None]:
     """botocore's errors as the ``OSError`` every caller of storage already handles."""
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -70,6 +71,8 @@ def _translated(name: str) -> Iterator[None]:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if error.get("Code") == "NoSuchBucket":  # a setting to put right, not a lost file
+            raise StorageUnavailable(f"the bucket of STORAGE_URL does not exist ({name})") from exc
         if status == 404 or error.get("Code") in ("NoSuchKey", "NotFound", "404"):
             raise FileNotFoundError(f"{name} is not in object storage") from exc
         if status == 416 or error.get("Code") == "InvalidRange":
@@ -78,7 +81,7 @@ def _translated(name: str) -> Iterator[None]:
             f"object storage refused {name}: {error.get('Code') or status} "
             f"{error.get('Message') or ''}".strip()
         ) from exc
-    except BotoCoreError as exc:
+    except (BotoCoreError, Boto3Error) as exc:  # Boto3Error: a transfer that failed
         raise StorageUnavailable(f"object storage is unreachable: {exc}") from exc
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import Error as DatabaseError
 
 from sttproject.websocket import MESSAGE_TOO_BIG, oversized_event
 from transcription.live import dispatch, records, recovery, store
@@ -333,7 +334,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
             # Into object storage before the session is let go (``dispatch.finish``): a
             # connection taking it over, here or on another host, starts from the object.
             name = recorder.unpublished[0]
-            keep = await database_sync_to_async(records.recording_kept)(recorder.session, name)
+            try:
+                keep = await database_sync_to_async(records.recording_kept)(recorder.session, name)
+            except DatabaseError:  # the database is down: rather kept than lost
+                keep = True
             await asyncio.to_thread(recorder.publish, keep)
 
     async def _status(self) -> None:
