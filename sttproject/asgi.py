@@ -30,3 +30,12 @@ application = TrustedProxyMiddleware(
         }
     )
 )
+
+# One process per container (compose): the web serves its container's metrics itself, with
+# the platform-wide gauges (workers/metrics_exporter.py); otherwise the launcher's exporter does.
+from django.conf import settings  # noqa: E402
+
+if settings.METRICS_EXPORTER == "thread" and settings.METRICS_PORT:
+    from workers.metrics_exporter import serve_in_thread
+
+    serve_in_thread(settings.METRICS_HOST, settings.METRICS_PORT, platform=True)

@@ -11,6 +11,7 @@ from transcription.web import (
     audio,
     certificate,
     history,
+    metrics,
     openai_api,
     pages,
     search_api,
@@ -65,6 +66,8 @@ urlpatterns = [
     path("v1/models/<path:model_id>", api_view(openai_api.model_detail), name="openai-model"),
     path("admin/", admin.site.urls),
     path("tls/ca.crt", certificate.authority, name="tls-authority"),
+    # Prometheus; a staff token or loopback, checked by the view (transcription/web/metrics.py).
+    path("metrics", metrics.metrics, name="metrics"),
 ]
 
 admin.site.site_header = "Speech platform administration"
