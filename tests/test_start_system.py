@@ -36,7 +36,8 @@ pytestmark = pytest.mark.slow
 class Platform:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.ports = {name: free_port() for name in ("web", "https", "flower", "pg", "redis")}
+        names = ("web", "https", "flower", "pg", "redis", "metrics")
+        self.ports = {name: free_port() for name in names}
         self.lines: list[str] = []
         self.process: subprocess.Popen | None = None
         self.extra_env: dict[str, str] = {}
@@ -54,6 +55,7 @@ class Platform:
             WEB_PORT=str(self.ports["web"]),
             HTTPS_PORT=str(self.ports["https"]),
             FLOWER_PORT=str(self.ports["flower"]),
+            METRICS_PORT=str(self.ports["metrics"]),
             EMBEDDED_PG_PORT=str(self.ports["pg"]),
             EMBEDDED_REDIS_PORT=str(self.ports["redis"]),
             KEYWORD_WORKER_CONCURRENCY="1",
@@ -247,7 +249,12 @@ def _assert_only_the_web_port_is_open_without_a_password(platform: Platform) -> 
     beyond_loopback = {port for address, port in sockets if not _is_loopback(address)}
     assert beyond_loopback == {ports["web"], ports["https"]}, sockets
     on_loopback = {port for address, port in sockets if _is_loopback(address)}
-    assert on_loopback == {ports["pg"], ports["redis"], ports["flower"]}, sockets
+    assert on_loopback == {ports["pg"], ports["redis"], ports["flower"], ports["metrics"]}, sockets
+    # The metrics exporter alone answers without a password: counts and timings, no content
+    # (README, Metrics), the whole host's with the platform's gauges.
+    exported = httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=10)
+    assert exported.status_code == 200
+    assert 'stt_workers_online{queue="stt"}' in exported.text
 
     # Each of those refuses a client without the password (another user of the machine).
     with pytest.raises(psycopg.OperationalError, match="password"):

@@ -6,10 +6,13 @@ visible GPU (each pinned with its own CUDA_VISIBLE_DEVICES; one CPU worker witho
 GPU), beside each a worker for live finals (``stt_live``, at normal priority; none with
 LIVE_FINAL_WORKERS=false) and one on ``stt_partial`` (live interim text, at the lowest
 CPU priority; none with LIVE_PARTIAL_QUEUE=stt), a worker on queue ``keywords`` and
-Flower (on FLOWER_HOST, 127.0.0.1 by default, always behind a password).
+Flower (on FLOWER_HOST, 127.0.0.1 by default, always behind a password) and the host's
+metrics exporter (on METRICS_HOST:METRICS_PORT, 127.0.0.1:9560 by default; none with
+METRICS_PORT=0 or METRICS_EXPORTER=thread).
 ``python -m workers.launch serve`` migrates, makes sure an admin exists, collects
-static files, then hands over to honcho, which prefixes each process's log lines
-with its name and stops them all on Ctrl-C or SIGTERM.
+static files, empties this host's metrics folder (PROMETHEUS_MULTIPROC_DIR,
+``$DATA_DIR/metrics/<host>`` unless set), then hands over to honcho, which prefixes each
+process's log lines with its name and stops them all on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import ipaddress
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -50,6 +54,8 @@ UPLOAD_NICENESS = 10
 # Flower's login when FLOWER_BASIC_AUTH is unset; the password is generated in DATA_DIR.
 FLOWER_USER = "flower"
 FLOWER_PASSWORD_FILE = "flower_password"
+# prometheus-client's multiprocess mode: every process of the host records its series there.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def visible_gpu_ids(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -93,6 +99,8 @@ class LaunchConfig:
     loglevel: str
     partial_workers: bool
     live_workers: bool
+    metrics_port: int  # 0: no exporter
+    metrics_exporter: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LaunchConfig:
@@ -112,7 +120,14 @@ class LaunchConfig:
             ).upper(),
             partial_workers=partial_workers_wanted(environ),
             live_workers=live_workers_wanted(environ),
+            # As the settings parse them.
+            metrics_port=envint("METRICS_PORT", 9560, minimum=0, maximum=65535, environ=environ),
+            metrics_exporter=envchoice(
+                "METRICS_EXPORTER", "process", ("process", "thread"), environ=environ
+            ),
         )
+        # The exporter reads METRICS_HOST from the settings; a bad one stops the launch here.
+        envhost("METRICS_HOST", "127.0.0.1", environ=environ)
         if config.https_port == config.web_port:
             raise ImproperlyConfigured(
                 f"HTTPS_PORT={config.https_port} is WEB_PORT too: give HTTPS its own port "
@@ -258,8 +273,37 @@ def procfile_lines(
         path = data_dir(environ) / FLOWER_PASSWORD_FILE
         generated_password(path)
         auth = f'FLOWER_BASIC_AUTH={FLOWER_USER}:"$(cat {shlex.quote(str(path))})" '
-    lines.append(f"flower: {auth}exec {flower}")
+    # Flower keeps its own metrics (its /metrics), out of this host's folder.
+    lines.append(f"flower: {auth}exec env -u {METRICS_DIR_ENV} {flower}")
+    # One exporter for the host's processes; this host runs the web, so it carries the
+    # platform-wide gauges too (queue depth, workers online).
+    if config.metrics_port and config.metrics_exporter == "process":
+        lines.append(f"metrics: exec {shlex.join(metrics_command(python, platform=True))}")
     return lines
+
+
+def metrics_command(python: str = sys.executable, *, platform: bool) -> list[str]:
+    """The host's metrics exporter (workers/metrics_exporter.py); ``platform`` on the one
+    host whose exporter carries the platform-wide gauges (the web's)."""
+    return [python, "-m", "workers.metrics_exporter", *(["--platform"] if platform else [])]
+
+
+def metrics_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """This host's metrics folder: PROMETHEUS_MULTIPROC_DIR, else one per host name under
+    DATA_DIR (a DATA_DIR shared between hosts keeps them apart)."""
+    environ = os.environ if environ is None else environ
+    if environ.get(METRICS_DIR_ENV):
+        return Path(environ[METRICS_DIR_ENV])
+    return data_dir(environ) / "metrics" / socket.gethostname()
+
+
+def prepare_metrics_dir(path: Path) -> None:
+    """An empty metrics folder before any process starts: files of an earlier start would
+    be added to this one's (and their pids may be reused). Only prometheus-client's own files
+    are deleted, whatever else the folder holds."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in path.glob("*.db"):
+        name.unlink(missing_ok=True)
 
 
 def _manage(*args: str) -> None:
@@ -282,6 +326,9 @@ def serve() -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     procfile = run_dir / "Procfile"
     procfile.write_text("\n".join(lines) + "\n")
+    metrics = metrics_dir()
+    prepare_metrics_dir(metrics)
+    os.environ[METRICS_DIR_ENV] = str(metrics)
     honcho = [sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(REPO_ROOT)]
     os.execv(sys.executable, honcho)
 

@@ -21,6 +21,9 @@ LAUNCH_VARIABLES = (
     "FLOWER_BASIC_AUTH",
     "KEYWORD_WORKER_CONCURRENCY",
     "LOG_LEVEL",
+    "METRICS_HOST",
+    "METRICS_PORT",
+    "METRICS_EXPORTER",
 )
 
 
@@ -53,6 +56,7 @@ def test_cpu_machine_gets_upload_live_and_partial_workers_by_priority(monkeypatc
         "stt-partial-cpu",
         "keywords",
         "flower",
+        "metrics",
     }
     # Uploads below live finals, interim text below both; finals first wherever served.
     assert queue_of(procs["stt-cpu"]) == "stt_live,stt"
