@@ -587,6 +587,63 @@ def test_the_central_host_passes_the_storage_url_and_a_redis_url_with_a_password
         assert services()[name]["environment"]["STORAGE_URL"] == "${STORAGE_URL:-}"
 
 
+# --- compose.yml: monitoring (profile "monitoring"; tests/test_monitoring.py reads its files) --
+
+MONITORING = ("prometheus", "grafana")
+
+
+def test_prometheus_and_grafana_start_only_under_the_monitoring_profile():
+    svcs = services()
+    for name, image in (("prometheus", "prom/prometheus:"), ("grafana", "grafana/grafana:")):
+        svc = svcs[name]
+        assert svc["profiles"] == ["monitoring"], name
+        assert svc["image"].startswith(image), name  # the official images
+        # Their UIs answer whoever reaches them: the host's loopback unless told otherwise.
+        (port,) = svc["ports"]
+        assert port.startswith("${" + f"{name.upper()}_BIND_ADDRESS:-127.0.0.1" + "}:"), port
+        for volume in svc["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (REPO_ROOT / source).exists(), source
+    assert (
+        "./docker/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in svcs["prometheus"]["volumes"]
+    )
+    assert svcs["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    # No other service needs them.
+    for name, svc in svcs.items():
+        if name not in MONITORING:
+            assert not set(MONITORING) & set(svc.get("depends_on") or {}), name
+    assert not set(MONITORING) & REQUIRED_SERVICES
+
+
+def test_every_app_container_keeps_its_metrics_in_memory_and_serves_them():
+    svcs = services()
+    for name in (*APP_SERVICES, *stt_workers(svcs)):
+        svc = svcs[name]
+        env = svc["environment"]
+        folder = env["PROMETHEUS_MULTIPROC_DIR"]
+        # A tmpfs: empty at every start of the container, as the launcher empties its folder.
+        assert any(mount.split(":")[0] == folder for mount in svc["tmpfs"]), name
+        assert env["METRICS_EXPORTER"] == "thread" and env["METRICS_PORT"] == "9560", name
+        # Reachable by Prometheus on the compose network, published nowhere.
+        assert env["METRICS_HOST"] == "0.0.0.0", name
+        assert 9560 not in published_targets(svc), name
+
+
+@pytest.mark.slow  # starts a process
+def test_the_monitoring_profile_validates_and_keeps_its_services_apart(tmp_path):
+    # Profiles need docker-compose 1.28 or later (Debian's 1.29 here, or Compose v2).
+    result = docker_compose(
+        "--profile", "monitoring", "config", "-q", env=SECRETS, tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = rendered_config(tmp_path)["services"]
+    for name in MONITORING:
+        assert rendered[name]["profiles"] == ["monitoring"], name
+    assert str(rendered["prometheus"]["ports"][0]).startswith("127.0.0.1:9090:")
+    assert rendered["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "admin"
+
+
 @pytest.mark.slow  # starts a process
 def test_the_central_host_overrides_in_the_docs_are_valid(tmp_path):
     """docs/production.md's compose.override.yml blocks (MinIO; PostgreSQL and Redis for GPU
