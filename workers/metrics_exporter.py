@@ -23,6 +23,7 @@ import threading
 from prometheus_client import start_http_server
 
 log = logging.getLogger(__name__)
+RETRY_S = 30.0
 _serving: list[object] = []
 
 
@@ -55,12 +56,17 @@ def main(argv: list[str] | None = None) -> int:
 
     if not settings.METRICS_PORT:
         raise SystemExit("METRICS_PORT=0: no metrics exporter")
-    server = serve_in_thread(settings.METRICS_HOST, settings.METRICS_PORT, platform=args.platform)
-    if server is None:
-        return 1
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    # A taken port is tried again rather than given up: under the launcher, a process that
+    # exits stops the whole platform, and metrics are not worth that.
+    while (
+        serve_in_thread(settings.METRICS_HOST, settings.METRICS_PORT, platform=args.platform)
+        is None
+    ):
+        if stop.wait(RETRY_S):
+            return 0
     stop.wait()
     return 0
 
