@@ -579,6 +579,14 @@ def test_a_gpu_host_runs_only_whisper_workers_and_shares_nothing():
     assert kinds == {"stt_live,stt", "stt_live", "stt_partial"}
 
 
+def test_the_central_hosts_workers_carry_its_name():
+    # Not the container's id: /status, health and Flower list workers by host.
+    svcs = services()
+    for name, svc in svcs.items():
+        if "worker" in svc.get("command", []):
+            assert svc["hostname"] == "${WORKER_HOST:-central}", name
+
+
 def test_the_central_host_passes_the_storage_url_and_a_redis_url_with_a_password():
     env = services()["web"]["environment"]
     assert env["STORAGE_URL"] == "${STORAGE_URL:-}"  # empty: the app-data volume
