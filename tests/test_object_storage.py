@@ -143,16 +143,37 @@ def test_ranges_sizes_and_missing_objects(bucket):
         storage.read_range("a/none.bin", 0, 10)
 
 
-def test_an_unreachable_store_is_storage_unavailable(settings):
+@pytest.fixture
+def unreachable(settings):
+    """The default storage is a bucket on a port where nothing listens, tried once."""
     from botocore.config import Config
 
     from bench.common import free_port
 
-    entry = parse_storage_url(
-        "STORAGE_URL", f"s3://k:s@stt-audio?endpoint_url=http://127.0.0.1:{free_port()}"
-    )
+    url = f"s3://k:s@stt-audio?endpoint_url=http://127.0.0.1:{free_port()}"
+    entry = parse_storage_url("STORAGE_URL", url)
     entry["OPTIONS"]["client_config"] = Config(connect_timeout=1, retries={"max_attempts": 0})
     settings.STORAGES = {**settings.STORAGES, "default": entry}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_while_the_store_does_not_answer_is_503_and_stores_nothing(unreachable, cast):
+    token = Token.objects.create(user=cast.owner)
+    api = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = api.post("/api/transcripts/", {"file": ContentFile(_wav_bytes(1.0), name="a.wav")})
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "10" and "does not answer" in response.json()["error"]
+    openai = api.post(
+        "/v1/audio/transcriptions",
+        {"file": ContentFile(_wav_bytes(1.0), name="a.wav"), "model": "whisper-1"},
+        HTTP_AUTHORIZATION=f"Bearer {token.key}",
+    )
+    assert openai.status_code == 503, openai.content
+    assert openai.json()["error"]["type"] == "server_error" and openai["Retry-After"] == "10"
+    assert not Transcript.objects.exists()
+
+
+def test_an_unreachable_store_is_storage_unavailable(unreachable):
     with pytest.raises(storage.StorageUnavailable, match="unreachable"):
         storage.size("x.wav")
     assert issubclass(storage.StorageUnavailable, OSError)
@@ -261,19 +282,10 @@ def test_an_upload_is_an_object_served_by_ranges_and_deleted_with_its_transcript
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_audio_view_says_503_while_the_store_is_unreachable(cast, settings):
-    from botocore.config import Config
-
-    from bench.common import free_port
-
+def test_the_audio_view_says_503_while_the_store_is_unreachable(cast, unreachable):
     transcript = Transcript.objects.create(
         owner=cast.owner, source=Transcript.Source.UPLOAD, audio="audio/x.wav"
     )
-    entry = parse_storage_url(
-        "STORAGE_URL", f"s3://k:s@stt-audio?endpoint_url=http://127.0.0.1:{free_port()}"
-    )
-    entry["OPTIONS"]["client_config"] = Config(connect_timeout=1, retries={"max_attempts": 0})
-    settings.STORAGES = {**settings.STORAGES, "default": entry}
     client = Client()
     client.force_login(cast.owner)
     response = client.get(f"/transcripts/{transcript.pk}/audio")

@@ -61,8 +61,9 @@ def _key(storage, name: str) -> str:
 
 
 @contextlib.contextmanager
-def _translated(name: str) -> Iterator[None]:
-    """botocore's errors as the ``OSError`` every caller of storage already handles."""
+def translated(name: str) -> Iterator[None]:
+    """botocore's errors as the ``OSError`` every caller of storage already handles (around
+    Django storage calls too: ``Storage.save`` of an upload)."""
     from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -95,7 +96,7 @@ def size(name: str, storage: Storage | None = None) -> int:
     s3 = object_storage(storage)
     if s3 is None:
         return storage.size(name)
-    with _translated(name):
+    with translated(name):
         head = _client(s3).head_object(Bucket=s3.bucket_name, Key=_key(s3, name))
     return int(head["ContentLength"])
 
@@ -142,7 +143,7 @@ def open_range(name: str, start: int, length: int, storage: Storage | None = Non
         return Window(handle, length)
     if length <= 0:
         return Window(_Empty(), 0)
-    with _translated(name):
+    with translated(name):
         answer = _client(s3).get_object(
             Bucket=s3.bucket_name, Key=_key(s3, name), Range=f"bytes={start}-{start + length - 1}"
         )
@@ -164,7 +165,7 @@ class _Body:
         self.body, self.name = body, name
 
     def read(self, n: int = -1) -> bytes:
-        with _translated(self.name):
+        with translated(self.name):
             return self.body.read(None if n is None or n < 0 else n)
 
     def close(self) -> None:
@@ -198,7 +199,7 @@ def delete(name: str, storage: Storage | None = None) -> None:
     """Delete the stored file ``name`` (nothing to do when it is not there), and a live
     recording's spool on this host with it."""
     storage = default_storage if storage is None else storage
-    with _translated(name):
+    with translated(name):
         storage.delete(name)
     if object_storage(storage) is not None:
         with contextlib.suppress(ValueError):
@@ -212,7 +213,7 @@ def put_file(name: str, path: Path, storage: Storage | None = None) -> None:
     s3 = object_storage(storage)
     if s3 is None:
         raise ValueError("put_file is for object storage; the file system writes in place")
-    with _translated(name):
+    with translated(name):
         _client(s3).upload_file(
             str(path),
             s3.bucket_name,
@@ -231,7 +232,7 @@ def fetch_file(name: str, path: Path, storage: Storage | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
     try:
-        with _translated(name), open(partial, "wb") as handle:
+        with translated(name), open(partial, "wb") as handle:
             _client(s3).download_fileobj(
                 s3.bucket_name, _key(s3, name), handle, Config=s3.transfer_config
             )

@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.http import HttpRequest
 
+from transcription import storage
 from transcription.batch import turns
 from transcription.models import Transcript
 from transcription.speech.audio import NotAudioError, format_duration, probe_audio
@@ -120,15 +121,22 @@ def create_upload(
     check_duration(upload.name, info.duration_s)
     check_budget(owner, upload.name, info.duration_s)
     task_id = str(uuid.uuid4())
-    transcript = Transcript.objects.create(
-        owner=owner if owner is not None and owner.is_authenticated else None,
-        source=Transcript.Source.UPLOAD,
-        title=(title or upload.name)[:255],
-        language=language,
-        duration=info.duration_s or None,
-        audio=upload,
-        task_id=task_id,
-    )
+    try:
+        # The file goes to storage (a bucket, with STORAGE_URL) before the row is written.
+        with storage.translated(upload.name):
+            transcript = Transcript.objects.create(
+                owner=owner if owner is not None and owner.is_authenticated else None,
+                source=Transcript.Source.UPLOAD,
+                title=(title or upload.name)[:255],
+                language=language,
+                duration=info.duration_s or None,
+                audio=upload,
+                task_id=task_id,
+            )
+    except storage.StorageUnavailable as exc:
+        raise UploadRejected(
+            503, f"the audio store does not answer; try again shortly ({exc})", retry_after=10
+        ) from exc
     turns.dispatch(transcript.owner_id)
     size = upload.size or 0
     # Counted once the row is there for good: a rolled-back upload was never accepted.

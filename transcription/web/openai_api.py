@@ -226,6 +226,13 @@ def _store(upload, user, language: str) -> Transcript:
     except UploadRejected as exc:
         if exc.status_code == 413:
             raise OpenAIError(413, str(exc), param="file", code="file_too_large") from exc
+        if exc.status_code == 503:  # the audio store does not answer: ours, for a while
+            raise OpenAIError(
+                503,
+                str(exc),
+                type="server_error",
+                headers={"Retry-After": str(exc.retry_after or 10)},
+            ) from exc
         if exc.status_code == 429:
             raise OpenAIError(
                 429,
