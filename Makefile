@@ -85,3 +85,10 @@ bench-search: install-dev
 # SRT cues (bench/readability.py). BENCH_ARGS="--only jfk,long" runs some files.
 bench-readability: install-dev model
 	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m bench.readability $(BENCH_ARGS)
+
+# How cost grows (issue 16): wall time and peak RSS of web and workers with 1, 2, 4, 8
+# concurrent 2-minute uploads, 1, 2, 4 live streams and search over 10k, 100k, 1M segments,
+# each figure with its ratio to the previous step (bench/scale.py; under an hour on 2 cores).
+# BENCH_ARGS="--quick" is a smoke run; BENCH_ARGS="--only search" runs one dimension.
+bench-scale: install-dev model
+	$(BIN)/python -m workers.embedded run -- $(BIN)/python -m bench.scale $(BENCH_ARGS)

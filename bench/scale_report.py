@@ -82,6 +82,7 @@ SEARCH = Dimension(
         Column("transcripts ?q= p50", "transcripts_p50_ms", " ms"),
         Column("transcripts ?q= p95", "transcripts_p95_ms", " ms"),
         Column("web peak RSS", "web_peak_mib", MIB, ".0f"),
+        Column("PostgreSQL + Redis CPU", "db_cpu_s", " s", ".1f"),
         Column("table + index", "db_mib", MIB, ".0f"),
         Column("fill", "fill_s", " s", ".0f", read=False),
         Column("others' CPU", "other_cpu_s", " s", ".0f", ratio=False, read=False),
