@@ -2,46 +2,20 @@
 device, the settings pick CUDA float16, and cuBLAS cannot be loaded. The worker says so once
 and runs Whisper on the CPU (int8) for the rest of its life instead of failing every task.
 
-No GPU is needed: CTranslate2's CUDA is a double that fails as the real one does there."""
+No GPU is needed: CTranslate2's CUDA is a double that fails as the real one does there
+(tests/speech/cuda_double.py)."""
 
 from __future__ import annotations
 
 import logging
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
+from tests.speech.cuda_double import CUBLAS_MISSING, CudaWithoutCublas, no_cublas
 from transcription.speech import engine, loader
 from transcription.speech.audio import decode_audio
-
-# CTranslate2's own words when it cannot open cuBLAS.
-CUBLAS_MISSING = "Library libcublas.so.12 is not found or cannot be loaded"
-
-
-class CudaWithoutCublas:
-    """``ctranslate2.models.Whisper`` on that host: on the CPU the real one; on CUDA it fails
-    at the load (``fail_at="load"``) or, as CTranslate2 does, loads and fails at the first
-    matrix product (``"first use"``), where it opens cuBLAS."""
-
-    def __init__(self, real, fail_at: str) -> None:
-        self.real, self.fail_at, self.devices = real, fail_at, []
-
-    def __call__(self, model_path, device="cpu", **kwargs):
-        self.devices.append((device, kwargs.get("compute_type")))
-        if device != "cuda":
-            return self.real(model_path, device=device, **kwargs)
-        if self.fail_at == "load":
-            raise RuntimeError(CUBLAS_MISSING)
-        return SimpleNamespace(
-            device="cuda",
-            device_index=[0],
-            is_multilingual=True,
-            **dict.fromkeys(("encode", "generate", "detect_language", "align"), _no_cublas),
-        )
-
-
-def _no_cublas(*_args, **_kwargs):
-    raise RuntimeError(CUBLAS_MISSING)
 
 
 @pytest.fixture
@@ -63,6 +37,15 @@ def cuda_host(monkeypatch, settings):
     return SimpleNamespace(preloaded=preloaded)
 
 
+def whisper_model(device: str, encode=None) -> SimpleNamespace:
+    """What the loader touches of a faster-whisper WhisperModel."""
+    return SimpleNamespace(
+        device=device,
+        feature_extractor=lambda audio: np.zeros((80, audio.size // 160), dtype=np.float32),
+        encode=encode or (lambda features: features),
+    )
+
+
 def warnings_in(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -75,9 +58,9 @@ def test_cuda_is_tried_first_and_the_worker_falls_back_to_the_cpu_once(
 
     def create(device, compute_type):
         created.append((device, compute_type, len(cuda_host.preloaded)))
-        if device == "cuda":
-            return CudaWithoutCublas(None, fail_at)("model", device, compute_type=compute_type)
-        return SimpleNamespace(device=device)
+        if device == "cuda" and fail_at == "load":
+            raise RuntimeError(CUBLAS_MISSING)
+        return whisper_model(device, encode=no_cublas if device == "cuda" else None)
 
     monkeypatch.setattr(engine, "_create", create)
     reports = []
@@ -104,15 +87,16 @@ def test_cuda_is_tried_first_and_the_worker_falls_back_to_the_cpu_once(
 
 def test_a_gpu_that_works_keeps_the_model_and_is_probed_once(cuda_host, caplog):
     probed = []
-    model = SimpleNamespace(detect_language=lambda audio: probed.append(audio.size))
+    model = whisper_model("cuda", encode=lambda features: probed.append(features.shape))
     loaded = loader.load(lambda device, compute_type: model, "cuda", "float16")
     assert loaded == loader.Loaded(model, "cuda", "float16", None)
-    assert probed == [loader.SAMPLE_RATE] and cuda_host.preloaded == [True]
+    # The encoder on one 30 s window (a second of silence, padded).
+    assert probed == [(80, 3000)] and cuda_host.preloaded == [True]
     assert warnings_in(caplog) == []
 
 
 def test_the_cpu_is_neither_probed_nor_given_cuda_libraries(cuda_host):
-    model = SimpleNamespace(detect_language=_no_cublas)
+    model = whisper_model("cpu", encode=no_cublas)
     assert loader.load(lambda d, c: model, "cpu", "int8") == loader.Loaded(model, "cpu", "int8")
     assert cuda_host.preloaded == []
 

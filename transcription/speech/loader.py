@@ -3,12 +3,12 @@
 On a host with an NVIDIA driver but without CUDA's libraries, CTranslate2 sees the GPU
 (``get_cuda_device_count``), the settings pick CUDA, the model even loads onto it, and then
 the first matrix product fails: CTranslate2 opens cuBLAS (and, in versions that use it,
-cuDNN) only then. So a load proves nothing; the model is run once on a second of silence (the
-encoder, one decoder step) before it is trusted. An error there that names CUDA or its
-libraries makes the process load the model on the CPU (int8, the embedded defaults) and say
-why once, in the log and through ``Loaded.cuda_error`` (the worker's heartbeat, the status
-page); the engine keeps the decision for the life of the process. Any other error is raised
-as before: a missing model, or a GPU out of memory, is not cured by the CPU.
+cuDNN) only then. So a load proves nothing; the model's encoder is run once on a second of
+silence before it is trusted. An error there that names CUDA or its libraries makes the
+process load the model on the CPU (int8, the embedded defaults) and say why once, in the log
+and through ``Loaded.cuda_error`` (the worker's heartbeat, the status page); the engine keeps
+the decision for the life of the process. Any other error is raised as before: a missing
+model, or a GPU out of memory, is not cured by the CPU.
 """
 
 from __future__ import annotations
@@ -51,9 +51,12 @@ def is_cuda_error(error: BaseException) -> bool:
 
 
 def probe(model: Any) -> None:
-    """Run ``model`` once on a second of silence: the encoder's matrix products and a decoder
-    step, where CTranslate2 opens cuBLAS."""
-    model.detect_language(np.zeros(SAMPLE_RATE, dtype=np.float32))
+    """Run ``model``'s encoder once on a second of silence: its matrix products are where
+    CTranslate2 opens cuBLAS (the encoder, not language detection, so English-only models
+    are probed alike)."""
+    from faster_whisper.audio import pad_or_trim
+
+    model.encode(pad_or_trim(model.feature_extractor(np.zeros(SAMPLE_RATE, dtype=np.float32))))
 
 
 def load(create: Callable[[str, str], Any], device: str, compute_type: str) -> Loaded:
