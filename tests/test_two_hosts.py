@@ -180,7 +180,9 @@ def test_a_worker_host_needs_only_urls(transactional_db, tmp_path, eval_clip):
             assert web.poll() is None
 
         # Neither host kept a file of the audio: the web's spool went into the bucket, the
-        # worker's local copy went when its job ended.
+        # worker's local copy (in a folder of its own name) went when its job ended.
         assert files_under(gpu_data / "cache") == []
-        assert files_under(web_data / "spool") == []
+        copies = gpu_data / "cache" / "audio"
+        assert [p.name for p in copies.iterdir()] == [stt.hostname.partition("@")[0]]
+        assert files_under(web_data / "spool") == [] and (web_data / "spool" / "live").is_dir()
         assert not (web_data / "media").exists() and not (gpu_data / "media").exists()
