@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -34,9 +33,10 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-__all__ = ["CONTENT_TYPE_LATEST", "exposition"]
+__all__ = ["exposition", "negotiated"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -273,3 +273,11 @@ def registry(*, platform: bool) -> CollectorRegistry:
 def exposition(*, platform: bool) -> bytes:
     """The Prometheus text format of ``registry(platform=...)``."""
     return generate_latest(registry(platform=platform))
+
+
+def negotiated(accept: str | None, *, platform: bool) -> tuple[bytes, str]:
+    """``registry(platform=...)`` in the format the scraper's Accept header asks for (as
+    prometheus-client's own server answers): the text format 0.0.4 unless it asks for a later
+    one or for OpenMetrics. Returns the body and its Content-Type."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry(platform=platform)), content_type

@@ -134,3 +134,12 @@ def test_the_live_latency_buckets_span_a_tenth_of_a_second_to_thirty(cast):
         if s.name.endswith("_bucket") and s.labels["le"] != "+Inf"
     }
     assert min(rtf) == 0.01 and max(rtf) == 2.0
+
+
+def test_the_format_is_the_one_the_scraper_asks_for(db):
+    # Without an Accept header (curl), the text format every Prometheus reads.
+    plain = Client().get("/metrics")
+    assert plain["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    openmetrics = Client().get("/metrics", HTTP_ACCEPT="application/openmetrics-text")
+    assert openmetrics["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert openmetrics.content.rstrip().endswith(b"# EOF")

@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus text format, for operators.
+"""``GET /metrics``: Prometheus text format (or OpenMetrics, when asked), for operators.
 
 What it serves: every process of the web's host that records into its metrics folder (the
 web, and the workers the launcher started beside it), plus the platform-wide gauges (queue
@@ -21,7 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from transcription.access import token_key, user_for_token
-from workers.metrics import CONTENT_TYPE_LATEST, exposition
+from workers.metrics import negotiated
 
 # Headers a proxy adds for the client it forwards: a loopback peer that sends one is a
 # proxy on this machine, not the client.
@@ -70,4 +70,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return _refused(401, "send a staff user's API token: Authorization: Token <key>")
     elif not user.is_staff:
         return _refused(403, "metrics are for staff")
-    return HttpResponse(exposition(platform=True), content_type=CONTENT_TYPE_LATEST)
+    body, content_type = negotiated(request.headers.get("Accept"), platform=True)
+    return HttpResponse(body, content_type=content_type)
