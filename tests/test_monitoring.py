@@ -39,9 +39,7 @@ def dashboard() -> dict:
 
 def expressions() -> list[str]:
     return [
-        target["expr"]
-        for panel in dashboard()["panels"]
-        for target in panel.get("targets", [])
+        target["expr"] for panel in dashboard()["panels"] for target in panel.get("targets", [])
     ]
 
 
@@ -49,6 +47,7 @@ def test_every_query_of_the_dashboard_names_series_the_platform_exports(exported
     used = {name for expr in expressions() for name in re.findall(r"\bstt_\w+", expr)}
     assert used, "the dashboard queries nothing"
     assert used <= exported, sorted(used - exported)
+
     # Nothing the platform exports is left off the dashboard.
     def family(name: str) -> str:
         return re.sub(r"_(total|bucket|count|sum)$", "", name)
