@@ -557,13 +557,19 @@ def test_a_gpu_host_runs_only_whisper_workers_and_shares_nothing():
         assert svc.get("cpu_shares") == main[name].get("cpu_shares"), name
         assert f"-d {name}@$$HOSTNAME" in " ".join(svc["healthcheck"]["test"])
         assert svc["restart"] == "unless-stopped"
-        # Nothing of the central host: no service to wait for, no bind mount, no port.
-        assert "depends_on" not in svc and "ports" not in svc, name
+        # Nothing of the central host: no service to wait for, no bind mount; the only port
+        # is the worker's metrics, for the central Prometheus (loopback unless told).
+        assert "depends_on" not in svc, name
+        (port,) = svc["ports"]
+        assert port.startswith("${METRICS_BIND_ADDRESS:-127.0.0.1}:") and port.endswith(":9560")
+        assert svc["tmpfs"] == ["/run/metrics:mode=1777,size=64m"], name
         assert svc["volumes"] == ["worker-data:/data"], name
         env = svc["environment"]
         for variable in WORKER_URLS:
             assert env[variable].startswith("${" + variable + ":?"), (name, variable)
         assert env["DATA_DIR"] == "/data" and env["WHISPER_DEVICE"] == "cuda"
+        assert env["PROMETHEUS_MULTIPROC_DIR"] == "/run/metrics"
+        assert (env["METRICS_EXPORTER"], env["METRICS_PORT"]) == ("thread", "9560")
         assert env["CUDA_VISIBLE_DEVICES"] == "0"
         assert "@postgres:" not in env["DATABASE_URL"] and "redis://redis" not in env["REDIS_URL"]
     # Each GPU pinned once per kind of worker, each with its stt worker.
@@ -577,6 +583,11 @@ def test_a_gpu_host_runs_only_whisper_workers_and_shares_nothing():
         assert f"stt-gpu{index}" in stt, f"{name} has no stt worker on its GPU"
     kinds = {_queue_of(svc["command"]) for svc in svcs.values()}
     assert kinds == {"stt_live,stt", "stt_live", "stt_partial"}
+
+
+def test_each_gpu_host_worker_publishes_its_metrics_on_a_port_of_its_own():
+    ports = [svc["ports"][0].rsplit(":", 2)[-2] for svc in worker_services().values()]
+    assert len(ports) == len(set(ports)), ports
 
 
 def test_the_central_hosts_workers_carry_its_name():
