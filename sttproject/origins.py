@@ -22,7 +22,8 @@ from django.utils.http import is_same_domain
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _header(scope: dict, name: bytes) -> str | None:
+def scope_header(scope: dict, name: bytes) -> str | None:
+    """The first ``name`` header of an ASGI scope, as text (None when absent)."""
     for key, value in scope.get("headers", []):
         if key.lower() == name:
             try:
@@ -60,7 +61,7 @@ def _matches(origin: tuple[str, str, int], pattern: str) -> bool:
 def own_origin(scope: dict) -> str | None:
     """The origin of the page that belongs to the host the handshake was sent to, if that
     host is one of ALLOWED_HOSTS."""
-    host = _header(scope, b"host")
+    host = scope_header(scope, b"host")
     if not host:
         return None
     domain, _ = split_domain_port(host)
@@ -97,6 +98,6 @@ class SiteOriginValidator:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
             raise ValueError("SiteOriginValidator only guards WebSocket connections")
-        if origin_allowed(_header(scope, b"origin"), site_origins(scope)):
+        if origin_allowed(scope_header(scope, b"origin"), site_origins(scope)):
             return await self.application(scope, receive, send)
         return await WebsocketDenier()(scope, receive, send)

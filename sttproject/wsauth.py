@@ -35,19 +35,13 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
+from sttproject.origins import scope_header
 from transcription.access import token_key, user_for_token
 from transcription.web import tickets
 
 UNAUTHORIZED = 4401
 # Query names a program might put its API token under; none of them is ever read.
 TOKEN_PARAMS = frozenset({"token", "access_token", "api_key", "apikey", "key", "authorization"})
-
-
-def _header(scope: dict, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin1")
-    return None
 
 
 def _query(scope: dict) -> dict[str, list[str]]:
@@ -88,7 +82,7 @@ class WebSocketCredentials:
                 "an API token is never accepted in the URL: send it in the Authorization "
                 "header, or open the socket with a ticket from POST /api/ws-ticket/",
             )
-        key = token_key(_header(scope, b"authorization"))
+        key = token_key(scope_header(scope, b"authorization"))
         if key is not None:
             user = await database_sync_to_async(user_for_token)(key)
             if user is None:

@@ -30,22 +30,18 @@ def credentials_valid(session_key: str | None, authorization: str | None) -> boo
     """Whether a session id or an ``Authorization: Token|Bearer <key>`` header belongs to an
     active user: the web server asks before it reads a large request body (the view then
     authenticates the request as usual)."""
+    from django.conf import settings
     from django.contrib.auth import SESSION_KEY, get_user_model
     from django.contrib.sessions.backends.base import SessionBase
     from django.utils.module_loading import import_string
-    from rest_framework.authtoken.models import Token
 
-    users = get_user_model().objects.filter(is_active=True)
-    if authorization:
-        scheme, _, key = authorization.strip().partition(" ")
-        tokens = Token.objects.filter(key=key.strip(), user__in=users)
-        if scheme.lower() in ("token", "bearer") and key.strip() and tokens.exists():
-            return True
+    key = token_key(authorization)
+    if key and user_for_token(key) is not None:
+        return True
     if session_key:
-        from django.conf import settings
-
         store: SessionBase = import_string(f"{settings.SESSION_ENGINE}.SessionStore")(session_key)
         user_id = store.get(SESSION_KEY)
+        users = get_user_model().objects.filter(is_active=True)
         if user_id is not None and users.filter(pk=user_id).exists():
             return True
     return False
