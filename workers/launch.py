@@ -174,9 +174,8 @@ def web_command(
     return [*command, "sttproject.asgi:application"]
 
 
-def https_files(environ: Mapping[str, str] | None = None) -> TLSFiles | None:
+def https_files(config: LaunchConfig, environ: Mapping[str, str] | None = None) -> TLSFiles | None:
     """The certificate for HTTPS_PORT (made on the first start), or None with HTTPS off."""
-    config = LaunchConfig.from_env(environ)
     if not config.https_port:
         return None
     return tls.tls_files(data_dir(environ), environ)
@@ -229,7 +228,7 @@ def procfile_lines(
 ) -> list[str]:
     config = LaunchConfig.from_env(environ)
     loglevel = config.loglevel
-    files = https_files(environ)
+    files = https_files(config, environ)
     https = (config.https_port, files) if files is not None else None
     web = web_command(config.web_host, config.web_port, python=python, https=https)
     lines = [f"web: exec {shlex.join(web)}"]
@@ -340,7 +339,7 @@ def addresses_banner(environ: Mapping[str, str] | None = None) -> str:
     config = LaunchConfig.from_env(environ)
     host = "localhost" if config.web_host in ("0.0.0.0", "::", "[::]") else config.web_host
     lines = ["", f"Speech platform on http://{host}:{config.web_port}/ (this machine)"]
-    files = https_files(environ)
+    files = https_files(config, environ)
     if files is None:
         lines.append("HTTPS is off (HTTPS_PORT=0): other machines get no microphone over http")
         return "\n".join(lines) + "\n"
