@@ -58,6 +58,23 @@ def trusting(authority: Path, home: Path) -> dict[str, str]:
     return {"HOME": str(home)}
 
 
+def speaking_microphone(speech, folder: Path) -> list[str]:
+    """Chromium's arguments to play ``speech`` (16 kHz float32) once as the microphone: half
+    a second of silence, the speech, then six seconds of silence, which end the utterance."""
+    import numpy as np
+
+    from tests.audio_files import write_wav
+
+    silence = np.zeros(16000 * 3, dtype=np.float32)
+    mic = write_wav(folder / "mic.wav", np.concatenate([silence[:8000], speech, silence, silence]))
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic}%noloop",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+
+
 def sign_in(page, base_url: str, username: str, password: str) -> None:
     """Sign in through the real login form."""
     page.goto(base_url + "/accounts/login/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -21,6 +22,18 @@ from workers.launch import web_command
 def running_web(extra_env: dict[str, str] | None = None, timeout: float = 60.0):
     with running_web_process(extra_env, timeout) as (url, _process):
         yield url
+
+
+def assert_live_socket_starts(url: str, context, headers: dict[str, str]) -> None:
+    """Open the live socket at ``url`` (``wss://host:port/ws``) trusting ``context``, with
+    ``headers`` (the cookie, the page's Origin), start a session, see ``ready``, stop."""
+    from websockets.sync.client import connect
+
+    with connect(url, ssl=context, additional_headers=headers, open_timeout=10) as socket_:
+        socket_.send(json.dumps({"type": "start", "language": "ko"}))
+        ready = json.loads(socket_.recv(timeout=10))
+        assert ready["type"] == "ready", ready
+        socket_.send(json.dumps({"type": "stop"}))
 
 
 @dataclass(frozen=True)

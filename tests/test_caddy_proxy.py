@@ -6,7 +6,6 @@ socket whose https origin is the site's own."""
 
 from __future__ import annotations
 
-import json
 import os
 import ssl
 import subprocess
@@ -20,7 +19,7 @@ from bench.common import free_port
 from sttproject.tls import tls_files
 from tests.conftest import REPO_ROOT, session_cookie_header
 from tests.factories import make_user
-from tests.servers import running_web
+from tests.servers import assert_live_socket_starts, running_web
 from tests.tools import require_tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -51,8 +50,6 @@ def _run_caddy(tmp_path: Path, https_port: int, upstream: str, files) -> subproc
 
 
 def test_the_compose_proxy_serves_the_platform_over_https(tmp_path):
-    from websockets.sync.client import connect
-
     files = tls_files(tmp_path / "tls", {})
     context = ssl.create_default_context(cafile=str(files.ca))
     user = make_user("behind-proxy")
@@ -80,16 +77,9 @@ def test_the_compose_proxy_serves_the_platform_over_https(tmp_path):
             assert "Secure" in login.headers["set-cookie"], login.headers["set-cookie"]
 
             # The live socket through the proxy, opened by the site's https page.
-            with connect(
-                f"wss://localhost:{port}/ws",
-                ssl=context,
-                additional_headers={name: value, "Origin": site},
-                open_timeout=10,
-            ) as socket_:
-                socket_.send(json.dumps({"type": "start", "language": "ko"}))
-                ready = json.loads(socket_.recv(timeout=10))
-                assert ready["type"] == "ready", ready
-                socket_.send(json.dumps({"type": "stop"}))
+            assert_live_socket_starts(
+                f"wss://localhost:{port}/ws", context, {name: value, "Origin": site}
+            )
         finally:
             caddy.terminate()
             caddy.wait(timeout=10)

@@ -26,6 +26,7 @@ from tests.celery_workers import running_worker
 from tests.conftest import REPO_ROOT
 from tests.factories import make_user
 from tests.llm_server import FakeLlmServer, Reply
+from tests.polling import wait_for
 from tests.servers import running_web
 from transcription.speech.audio import decode_audio
 from workers.launch import prepare_metrics_dir
@@ -99,13 +100,6 @@ async def live_session(url: str, token: str, pcm: bytes, while_open) -> list[dic
     raise AssertionError(f"the socket closed before stopped: {events}")
 
 
-def wait_for(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def test_metrics_count_an_upload_and_a_live_session(eval_clip, tmp_path):
     folder = tmp_path / "metrics"
     prepare_metrics_dir(folder)
@@ -140,6 +134,8 @@ def test_metrics_count_an_upload_and_a_live_session(eval_clip, tmp_path):
                     > before.value("stt_tasks_total", task=task)
                 ),
                 timeout=120,
+                what="keyword tasks counted",
+                interval=0.2,
             )
             during: list[Scrape] = []
             events = asyncio.run(
@@ -147,7 +143,12 @@ def test_metrics_count_an_upload_and_a_live_session(eval_clip, tmp_path):
             )
             assert any(e["type"] == "final" and e["text"] for e in events), events
             # The web process counts the socket down as it closes, after the client's side.
-            wait_for(lambda: scrape(url, operator).value("stt_live_sessions_active") == 0)
+            wait_for(
+                lambda: scrape(url, operator).value("stt_live_sessions_active") == 0,
+                timeout=15,
+                what="no live session active",
+                interval=0.2,
+            )
             after = scrape(url, operator)
             exporter = exported(folder)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +23,7 @@ from tests.conftest import session_cookie_header
 from tests.factories import make_user
 from tests.live.test_readme_client import readme_client
 from tests.object_storage import running_s3
+from tests.polling import wait_for
 from tests.servers import running_web_process
 from transcription.models import Transcript
 from transcription.speech.audio import decode_audio
@@ -74,16 +74,6 @@ def test_health_and_the_status_page_list_workers_by_host(client, cast, settings)
 
 def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what} within {timeout} s")
 
 
 def wait_done(transcript_id: str, timeout: float = 180.0) -> Transcript:

@@ -7,7 +7,7 @@ import pytest
 
 from bench.cer import cer
 from tests.audio_files import write_wav
-from tests.browser import chromium, off_loop, sign_in
+from tests.browser import chromium, off_loop, sign_in, speaking_microphone
 from tests.celery_workers import running_worker
 from tests.factories import PASSWORD, make_user
 from tests.servers import running_web
@@ -20,17 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(trans
 def test_live_page_transcribes_the_microphone(eval_clip, tmp_path):
     path, entry = eval_clip("ko_zeroth_104_003_0253")
     speech = decode_audio(path)
-    silence = np.zeros(16000 * 3, dtype=np.float32)
-    # Chromium plays this file as the microphone; silence after the speech ends the utterance.
-    mic = write_wav(
-        tmp_path / "mic.wav", np.concatenate([silence[:8000], speech, silence, silence])
-    )
-    args = [
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={mic}%noloop",
-        "--autoplay-policy=no-user-gesture-required",
-    ]
+    args = speaking_microphone(speech, tmp_path)
     user = make_user("speaker")  # before Playwright starts its event loop in this thread
     with (
         running_web(extra_env={"DATA_DIR": str(tmp_path / "data")}) as url,

@@ -4,12 +4,10 @@ and finals; the same page over plain HTTP explains why there is no microphone.""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from bench.cer import cer
-from tests.audio_files import write_wav
-from tests.browser import chromium, sign_in, trusting
+from tests.browser import chromium, sign_in, speaking_microphone, trusting
 from tests.celery_workers import running_worker
 from tests.factories import PASSWORD, make_user
 from tests.servers import running_web_https
@@ -23,17 +21,9 @@ HOST = "stt.lan"
 
 def test_live_page_over_https_at_a_lan_name(eval_clip, tmp_path):
     path, entry = eval_clip("ko_zeroth_104_003_0253")
-    speech = decode_audio(path)
-    silence = np.zeros(16000 * 3, dtype=np.float32)
-    mic = write_wav(
-        tmp_path / "mic.wav", np.concatenate([silence[:8000], speech, silence, silence])
-    )
     args = [
         f"--host-resolver-rules=MAP {HOST} 127.0.0.1",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={mic}%noloop",
-        "--autoplay-policy=no-user-gesture-required",
+        *speaking_microphone(decode_audio(path), tmp_path),
     ]
     user = make_user("colleague")
     with (

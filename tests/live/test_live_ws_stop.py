@@ -15,6 +15,7 @@ from django.conf import settings
 
 from tests.celery_workers import running_worker
 from tests.live.ws import RATE, clip, connect, receive_until, start, stream
+from tests.polling import wait_for
 from transcription.models import Segment, Transcript
 from workers.queues import Queue
 
@@ -61,12 +62,12 @@ def keyword_worker(django_db_blocker, django_db_setup, stt_workers):
 
 
 def wait_done(session: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if Transcript.objects.get(pk=session).status == Transcript.Status.DONE:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"transcript {session} never became done")
+    wait_for(
+        lambda: Transcript.objects.get(pk=session).status == Transcript.Status.DONE,
+        timeout,
+        f"transcript {session} done",
+        interval=0.2,
+    )
 
 
 async def test_without_a_worker_stopped_comes_after_the_bound_naming_the_utterances(

@@ -27,6 +27,7 @@ from tests.celery_workers import log_text, process_group, running_worker
 from tests.conftest import session_cookie_header
 from tests.live.redis_server import OwnRedis
 from tests.live.ws import RATE, chunks, clip, pcm16
+from tests.polling import wait_for
 from transcription.models import Segment, Transcript
 from workers.launch import web_command
 
@@ -119,12 +120,11 @@ def rows(session: str) -> list[tuple[int, int, float, float, str]]:
 
 
 def wait_done(session: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if Transcript.objects.get(pk=session).status == Transcript.Status.DONE:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"transcript {session} never became done")
+    wait_for(
+        lambda: Transcript.objects.get(pk=session).status == Transcript.Status.DONE,
+        timeout,
+        f"transcript {session} done",
+    )
 
 
 async def until_ready(client: WsClient, log) -> list[dict]:

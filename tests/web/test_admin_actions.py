@@ -3,14 +3,13 @@ re-run keyword extraction."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.test import Client
 
 from bench.cer import cer
 from keywords.models import Backend, Category, Keyword
 from tests.factories import make_keyword, make_transcript
+from tests.polling import wait_for
 from transcription.live.recording import LiveRecording, recording_name
 from transcription.models import Transcript
 from transcription.speech.audio import decode_audio
@@ -39,16 +38,6 @@ def run_action(client, action: str, *transcripts) -> list[str]:
     )
     assert response.status_code == 200
     return [str(message) for message in response.context["messages"]]
-
-
-def wait_for(predicate, timeout: float = 180.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def upload_and_wait(client, path) -> Transcript:
