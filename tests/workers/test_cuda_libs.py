@@ -160,12 +160,9 @@ def test_install_runs_pip_and_survives_its_failure(tmp_path):
     assert len(ran) == 1 and said[0].startswith("CUDA libraries: a GPU is present")
 
 
-def test_the_install_step_dry_run_names_the_pip_command(tmp_path):
-    # The real command as `make install` runs it, but --dry-run: nothing is installed.
-    if cuda_libs._installed(PIN) or cuda_libs._loadable("libcublas.so.12"):
-        pytest.skip("this machine has cuBLAS already")
-    env = {**os.environ, **gpu_host(tmp_path)}
-    done = subprocess.run(
+def _install_dry_run(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The install step as `make install` runs it, but --dry-run: nothing is installed."""
+    return subprocess.run(
         [sys.executable, "-m", "workers.cuda_libs", "install", "--dry-run"],
         cwd=REPO_ROOT,
         env=env,
@@ -174,20 +171,19 @@ def test_the_install_step_dry_run_names_the_pip_command(tmp_path):
         timeout=60,
         check=True,
     )
+
+
+def test_the_install_step_dry_run_names_the_pip_command(tmp_path):
+    if cuda_libs._installed(PIN) or cuda_libs._loadable("libcublas.so.12"):
+        pytest.skip("this machine has cuBLAS already")
+    env = {**os.environ, **gpu_host(tmp_path)}
+    done = _install_dry_run(env)
     assert "would run:" in done.stdout and "-m pip install" in done.stdout
     assert done.stdout.rstrip().endswith(PIN), done.stdout
     # Without nvidia-smi it says nothing and does nothing.
     (tmp_path / "empty").mkdir()
     env["PATH"] = str(tmp_path / "empty")
-    quiet = subprocess.run(
-        [sys.executable, "-m", "workers.cuda_libs", "install", "--dry-run"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    quiet = _install_dry_run(env)
     assert quiet.stdout == ""
 
 
