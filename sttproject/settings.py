@@ -104,6 +104,9 @@ MIDDLEWARE = [
     # sees the cookies they set.
     "sttproject.secure_cookies.SecureCookiesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Korean unless the browser asks for English (Accept-Language) or the header's switch set
+    # the language cookie; after the session middleware, before the common one (Django's order).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     # A database or Redis outage under /api/ and /v1/ answers a JSON 503, not an HTML 500.
     "transcription.web.outage.ApiOutageMiddleware",
@@ -130,6 +133,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -349,6 +353,10 @@ METRICS_EXPORTER = envchoice("METRICS_EXPORTER", "process", ("process", "thread"
 
 LANGUAGE_CODE = "ko"
 LANGUAGES = [("ko", "한국어"), ("en", "English")]
+# Message catalogues (locale/<lang>/LC_MESSAGES/*.po); the install step compiles them.
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# The header's switch stores the choice here for a year (Django's set_language view).
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 TIME_ZONE = envstr("TIME_ZONE", "Asia/Seoul")
 USE_I18N = True
 USE_TZ = True

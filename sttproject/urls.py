@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog, set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from transcription.web import (
@@ -65,6 +66,14 @@ urlpatterns = [
     path("v1/models", api_view(openai_api.models), name="openai-models"),
     path("v1/models/<path:model_id>", api_view(openai_api.model_detail), name="openai-model"),
     path("admin/", admin.site.urls),
+    # The header's language switch (POST, remembered in a cookie) and the pages' JavaScript
+    # strings (gettext in static/js); both before sign-in, for the login page.
+    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    path(
+        "jsi18n/",
+        login_not_required(JavaScriptCatalog.as_view()),
+        name="javascript-catalog",
+    ),
     path("tls/ca.crt", certificate.authority, name="tls-authority"),
     # Prometheus; a staff token or loopback, checked by the view (transcription/web/metrics.py).
     path("metrics", metrics.metrics, name="metrics"),
