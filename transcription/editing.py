@@ -104,7 +104,11 @@ def edit_text(segment: Segment, text: Any, version: Any, user) -> Segment:
                 "not_finished",
                 status=409,
             )
-        current = Segment.objects.select_for_update().select_related("edited_by").get(pk=segment.pk)
+        current = (
+            Segment.objects.select_for_update(of=("self",))
+            .select_related("edited_by", "speaker")
+            .get(pk=segment.pk)
+        )
         if current.version != version:
             raise EditConflict(current)
         if current.text == text:
@@ -123,7 +127,7 @@ def edit_text(segment: Segment, text: Any, version: Any, user) -> Segment:
 def _extract_keywords(segment_id: int) -> None:
     from keywords.tasks import extract_segment_keywords
 
-    extract_segment_keywords.delay(segment_id)
+    extract_segment_keywords.delay(segment_id, live_events=False)
 
 
 def machine_fields(segment: Segment | None, fields: dict[str, Any]) -> dict[str, Any]:
