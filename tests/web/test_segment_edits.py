@@ -5,6 +5,7 @@ afterwards (search, exports, keywords, the transcript API); others' segments are
 from __future__ import annotations
 
 import json
+import re
 
 import pysrt
 import pytest
@@ -204,8 +205,15 @@ def test_subtitles_of_an_edited_segment_spell_the_correction_not_the_old_words(c
     srt = pysrt.from_string(owner.get(url, {"format": "srt"}).content.decode())
     assert " ".join(item.text.replace("\n", " ") for item in srt) == "용인에 공장이 들어섭니다"
     # The page shows the text, not the old words' spans.
-    page = owner.get(f"/transcripts/{transcript.pk}/").content.decode()
-    assert "용인에 공장이 들어섭니다" in page and "평택에" not in page.split("<ol", 1)[1]
+    page = owner.get(f"/transcripts/{transcript.pk}/", HTTP_ACCEPT_LANGUAGE="en")
+    shown = re.search(
+        r'<span class="text"[^>]*>(.*?)</span>\s*<span class="segment-tools">',
+        page.content.decode(),
+        re.S,
+    )
+    assert shown.group(1) == "용인에 공장이 들어섭니다"  # no word spans of the old words
+    # The machine's text is there for "Show original".
+    assert "평택에 공장이 들어섭니다</span>" in page.content.decode()
 
 
 def test_keywords_of_a_corrected_segment_are_extracted_again(
