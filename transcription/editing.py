@@ -113,15 +113,23 @@ def edit_text(segment: Segment, text: Any, version: Any, user) -> Segment:
             raise EditConflict(current)
         if current.text == text:
             return current
-        if current.edited_at is None:
-            current.original_text = current.text
-        current.text = text
-        current.version += 1
-        current.edited_at = timezone.now()
-        current.edited_by = user if getattr(user, "is_authenticated", False) else None
+        previous, current.text = current.text, text
+        note_correction(current, previous, user)
         current.save(update_fields=["text", "original_text", "version", "edited_at", "edited_by"])
-        transaction.on_commit(lambda pk=current.pk: _extract_keywords(pk))
     return current
+
+
+def note_correction(segment: Segment, previous_text: str, user) -> None:
+    """Record on ``segment`` (its text just changed from ``previous_text``; the caller
+    saves it) that a person corrected it: the machine's text kept on the first correction,
+    the version raised, who and when; its keywords are extracted again once committed.
+    The API and the admin both correct through here."""
+    if segment.edited_at is None:
+        segment.original_text = previous_text
+    segment.version += 1
+    segment.edited_at = timezone.now()
+    segment.edited_by = user if getattr(user, "is_authenticated", False) else None
+    transaction.on_commit(lambda pk=segment.pk: _extract_keywords(pk))
 
 
 def _extract_keywords(segment_id: int) -> None:

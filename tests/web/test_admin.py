@@ -107,7 +107,14 @@ def test_staff_can_fix_a_segment_text(staff_client, cast):
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert Segment.objects.get(pk=segment.pk).text == "바르게 고친 문장"
+    fixed = Segment.objects.get(pk=segment.pk)
+    assert fixed.text == "바르게 고친 문장"
+    # Recorded as a correction, as on the transcript page: the machine's text kept.
+    assert (fixed.original_text, fixed.version, fixed.edited_by) == (
+        "잘못 들린 문장",
+        1,
+        cast.staff,
+    )
 
 
 def test_keyword_category_can_be_corrected(staff_client, cast):
