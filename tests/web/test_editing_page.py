@@ -14,7 +14,7 @@ import webvtt
 from tests.browser import chromium, sign_in
 from tests.factories import PASSWORD, make_transcript, make_user
 from tests.servers import running_web
-from tests.web.test_history_page import outside_the_loop
+from tests.web.test_history_page import outside_the_loop, with_audio
 from transcription.models import Segment
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -33,11 +33,12 @@ def download(page, fmt: str) -> str:
     return info.value.path().read_text(encoding="utf-8")
 
 
-def test_correct_a_segment_with_the_keyboard_then_find_it_and_export_it(media, tmp_path):
+def test_correct_a_segment_with_the_keyboard_then_find_it_and_export_it(eval_clip, media, tmp_path):
     user = make_user("editor")
     transcript = make_transcript(
         user, texts=["한 잔의 커피가 소비자에게", MACHINE, "여러 차례의 공정"], title="공장 회의"
     )
+    with_audio(transcript, eval_clip("ko_zeroth_104_003_0294")[0])
     segment = transcript.segments.get(index=1)
 
     def stored() -> tuple[str, str, int]:
@@ -48,6 +49,7 @@ def test_correct_a_segment_with_the_keyboard_then_find_it_and_export_it(media, t
         page = english_page(browser)
         sign_in(page, url, user.username, PASSWORD)
         page.goto(url + f"/transcripts/{transcript.pk}/")
+        page.wait_for_function("document.getElementById('player').readyState >= 1")
         text = page.locator("#segment-1 .text")
         edit = page.locator("#segment-1 .edit-segment")
         editor = page.locator("#segment-1 .segment-editor")
@@ -78,6 +80,18 @@ def test_correct_a_segment_with_the_keyboard_then_find_it_and_export_it(media, t
         assert original.is_hidden()
         page.click("#segment-1 .show-original")
         assert original.inner_text() == f"Original: {MACHINE}"
+
+        # "e" on a segment's focused text (its play button) edits it too; Esc, and the
+        # editor's controls never played anything.
+        page.focus("#segment-2 .text")
+        page.keyboard.press("e")
+        assert page.locator("#segment-2 .segment-editor").is_visible()
+        page.keyboard.press("Escape")
+        player = "document.getElementById('player')"
+        assert page.evaluate(f"[{player}.currentTime, {player}.paused]") == [0, True]
+        # A click on the row still plays from there.
+        page.click("#segment-2")
+        page.wait_for_function("document.getElementById('segment-2').classList.contains('playing')")
 
         srt = pysrt.from_string(download(page, "srt"))
         subtitles = " ".join(item.text.replace("\n", " ") for item in srt)
