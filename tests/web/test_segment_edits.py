@@ -144,6 +144,19 @@ def test_a_retried_task_rewriting_a_corrected_segment_keeps_the_correction(cast,
     assert meeting.segments.get(index=1).text == "다시 들은 문장"
 
 
+def test_a_redelivered_live_final_keeps_a_correction(cast):
+    from transcription.live.finals import store_final
+
+    session = make_transcript(cast.owner, texts=[MACHINE], source=Transcript.Source.LIVE)
+    segment = first_segment(session)
+    patch(client_for(cast.owner), segment, {"text": CORRECTED, "version": 0})
+    # The same utterance's final again (a redelivered task), after the session was resumed.
+    stored, wrote = store_final(str(session.pk), 0, 0.0, 1.5, {"text": MACHINE, "words": None})
+    assert wrote and stored.pk == segment.pk
+    stored.refresh_from_db()
+    assert (stored.text, stored.original_text) == (CORRECTED, MACHINE)
+
+
 def test_search_finds_the_correction_and_not_the_removed_word(cast, meeting):
     owner = client_for(cast.owner)
     assert owner.get("/api/segments/", {"q": "평택"}).json()["count"] == 1
