@@ -254,7 +254,8 @@ def render(
     ``transcript_meta`` is a mapping or an object with id, title, language, duration;
     ``timestamps`` applies to txt only, ``max_chars`` (characters a subtitle line holds, by
     default 42 for Latin text and 20 for Korean) and ``max_duration`` (seconds a cue lasts,
-    by default 7) to srt and vtt only, ``speakers`` (the transcript's) to json only. Raises ValueError naming the formats on offer.
+    by default 7) to srt and vtt only, ``speakers`` (the transcript's) to json only. Raises
+    ValueError naming the formats on offer.
     """
     key = (fmt or "").strip().lower()
     if key not in FORMATS:
