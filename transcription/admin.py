@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy
 
 from keywords.models import Keyword
 from transcription.editing import note_correction
-from transcription.models import Segment, Transcript
+from transcription.models import Segment, Speaker, Transcript
 
 
 class SegmentInline(admin.TabularInline):
@@ -26,6 +26,12 @@ class SegmentInline(admin.TabularInline):
     readonly_fields = ("text",)
     ordering = ("index",)
     show_change_link = True
+
+
+class SpeakerInline(admin.TabularInline):
+    model = Speaker
+    extra = 0
+    fields = ("label", "name")
 
 
 class KeywordInline(admin.TabularInline):
@@ -55,7 +61,7 @@ class TranscriptAdmin(admin.ModelAdmin):
     # transcript's audio view, never edited or linked by its path.
     exclude = ("audio",)
     raw_id_fields = ("owner",)
-    inlines = (SegmentInline, KeywordInline)
+    inlines = (SpeakerInline, SegmentInline, KeywordInline)
     list_select_related = ("owner",)
 
     def get_queryset(self, request):
