@@ -43,6 +43,18 @@
     words.sort((a, b) => a.start - b.start);
   }
   indexSegments();
+  // transcript-edit.js changes a segment's text (and so its words): find them again.
+  list.addEventListener("segments-changed", () => {
+    indexSegments();
+    if (player) follow();
+  });
+
+  // Clicks and keys on a segment's own controls (edit, select, the editor) are theirs.
+  function onControl(target) {
+    return Boolean(
+      target.closest("button, input, textarea, a, .editor, .original, .segment-error")
+    );
+  }
 
   function mark(el) {
     if (el === playing) return;
@@ -125,7 +137,7 @@
   if (player) {
     list.addEventListener("click", (event) => {
       const el = event.target.closest(".segment");
-      if (!el) return;
+      if (!el || onControl(event.target) || el.classList.contains("editing")) return;
       const wordEl = event.target.closest(".word");
       const word = wordEl && words.find((w) => w.el === wordEl);
       if (word) {
@@ -137,6 +149,7 @@
     });
     list.addEventListener("keydown", (event) => {
       if (event.key !== "Enter" && event.key !== " ") return;
+      if (onControl(event.target)) return;
       const el = event.target.closest(".segment");
       const segment = el && segments.find((s) => s.el === el);
       if (segment) {
@@ -198,16 +211,17 @@
     li.dataset.index = String(data.index);
     li.dataset.start = start.toFixed(3);
     li.dataset.end = end.toFixed(3);
-    if (player) {
-      li.tabIndex = 0;
-      li.setAttribute("role", "button");
-      li.title = interpolate(gettext("Play from %s s"), [start.toFixed(1)]);
-    }
     const time = document.createElement("span");
     time.className = "time muted";
     time.textContent = start.toFixed(1) + "–" + end.toFixed(1);
     const text = document.createElement("span");
     text.className = "text";
+    if (player) {
+      // The text is the play button, as the server renders it.
+      text.tabIndex = 0;
+      text.setAttribute("role", "button");
+      text.title = interpolate(gettext("Play from %s s"), [start.toFixed(1)]);
+    }
     fillText(text, data.text, data.words);
     li.append(time, " ", text);
     const next = Array.from(list.querySelectorAll(".segment")).find(
