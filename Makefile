@@ -22,10 +22,14 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 
 # On a GPU host without the CUDA toolkit, also CUDA's libraries from PyPI (the gpu extra):
 # only when nvidia-smi lists a GPU and they are missing, so a second run stays a no-op.
+# The interface's translations are compiled here too (locale/*.po -> .mo, without GNU
+# gettext: sttproject/catalogues.py); a no-op while every .mo is newer than its .po.
 install: $(VENV)/.installed
 	@$(BIN)/python -m workers.cuda_libs install
+	@$(BIN)/python manage.py compile_catalogues
 
 install-dev: $(VENV)/.installed-dev
+	@$(BIN)/python manage.py compile_catalogues
 
 model: install
 	$(BIN)/python manage.py prepare_model
