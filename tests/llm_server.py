@@ -42,6 +42,23 @@ class Reply:
         )
 
     @classmethod
+    def summary(
+        cls,
+        summary: str,
+        action_items: list[str] | None = None,
+        decisions: list[str] | None = None,
+        *,
+        expect_text: str | None = None,
+    ) -> Reply:
+        """A well-formed summary answer (the summary schema of keywords/summaries.py)."""
+        value = {
+            "summary": summary,
+            "action_items": action_items or [],
+            "decisions": decisions or [],
+        }
+        return cls(content=json.dumps(value, ensure_ascii=False), expect_text=expect_text)
+
+    @classmethod
     def json(cls, value: Any) -> Reply:
         """Valid JSON content of any shape (e.g. one that breaks the schema)."""
         return cls(content=json.dumps(value, ensure_ascii=False))
@@ -186,15 +203,27 @@ class FakeLlmServer:
 
 
 def request_text(body: Any) -> str | None:
-    """The text a keyword request asks about: the user message after its ``텍스트:`` line."""
+    """The text a request asks about: the user message after its ``텍스트:`` line (keywords,
+    Korean summaries) or ``Transcript:`` line (summaries in other languages)."""
     try:
         user = body["messages"][-1]["content"]
     except (KeyError, IndexError, TypeError):
         return None
     if not isinstance(user, str):
         return None
-    _, marker, text = user.partition("텍스트:\n")
-    return text if marker else user
+    for marker in ("텍스트:\n", "Transcript:\n"):
+        _, found, text = user.partition(marker)
+        if found:
+            return text
+    return user
+
+
+def schema_name(body: Any) -> str | None:
+    """``keywords`` or ``summary``: which schema a chat request asks for."""
+    try:
+        return body["response_format"]["json_schema"]["name"]
+    except (KeyError, TypeError):
+        return None
 
 
 def _check_response_format(response_format: Any) -> list[str]:
@@ -206,6 +235,8 @@ def _check_response_format(response_format: Any) -> list[str]:
     problems = []
     if spec.get("strict") is not True:
         problems.append("response_format.json_schema.strict is not true")
+    if spec["name"] == "summary":
+        return [*problems, *_check_summary_schema(spec.get("schema"))]
     try:
         schema = spec["schema"]
         keywords = schema["properties"]["keywords"]
@@ -226,6 +257,35 @@ def _check_response_format(response_format: Any) -> list[str]:
         problems.append("importance is not a number")
     if set(item.get("required", [])) != {"word", "category", "importance"}:
         problems.append("items do not require word, category and importance")
+    return problems
+
+
+def _check_summary_schema(schema: Any) -> list[str]:
+    """The summary schema: an object requiring a bounded summary string and two bounded
+    lists of bounded strings, nothing else."""
+    try:
+        properties = schema["properties"]
+        summary = properties["summary"]
+        lists = [properties["action_items"], properties["decisions"]]
+    except (KeyError, TypeError):
+        return ["schema lacks summary, action_items or decisions"]
+    problems = []
+    if schema.get("type") != "object" or set(schema.get("required", [])) != {
+        "summary",
+        "action_items",
+        "decisions",
+    }:
+        problems.append("schema root is not an object requiring the three fields")
+    if schema.get("additionalProperties") is not False:
+        problems.append("schema allows other fields")
+    if summary.get("type") != "string" or not isinstance(summary.get("maxLength"), int):
+        problems.append("summary is not a bounded string")
+    for items in lists:
+        item = items.get("items", {})
+        if items.get("type") != "array" or not isinstance(items.get("maxItems"), int):
+            problems.append("a list is not an array with maxItems")
+        if item.get("type") != "string" or not isinstance(item.get("maxLength"), int):
+            problems.append("list items are not bounded strings")
     return problems
 
 

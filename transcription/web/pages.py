@@ -16,7 +16,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from keywords.backends import answering_backend, last_answer, probe_llm
-from keywords.services import summary
+from keywords.models import Summary
+from keywords.services import summary, summary_payload
 from transcription.access import visible_transcripts
 from workers.gpu import resolve_runtime
 from workers.health import platform_health, redis_client, workers_by_queue
@@ -196,6 +197,10 @@ def transcript_page(request: HttpRequest, pk) -> HttpResponse:
             "segments": segments,
             "keywords_by_category": sorted(keywords_by_category.items()),
             "formats": ["srt", "vtt", "txt", "json"],
+            "summary": summary_payload(
+                Summary.objects.filter(transcript=transcript).first(),
+                [segment.text for segment in segments],
+            ),
             "audio_url": reverse("transcript-audio", args=[transcript.pk])
             if transcript.audio
             else None,
