@@ -232,6 +232,9 @@ def central_sentences(
     wanted = n if n <= 3 else min(max_sentences, max(3, round(math.sqrt(n))))
     vectors = _tfidf(sentences)
     scores = _textrank(vectors) if n <= MAX_GRAPH_SENTENCES else _centroid_scores(vectors)
+    # Sentences that share no words rank alike; then the one that says more goes first.
+    richness = np.array([len(set(s.terms)) for s in sentences], dtype=np.float64)
+    scores = scores + 1e-3 * scores.mean() * richness / richness.max()
     order = sorted(range(n), key=lambda i: (-scores[i], i))
     chosen: list[int] = []
     chars = 0

@@ -89,6 +89,7 @@ class FakeLlmServer:
         self.models_calls = 0
         self._replies: deque[Reply] = deque()
         self._responder: Callable[[str], Reply] | None = None
+        self._summary_responder: Callable[[str], Reply] | None = None
         self.texts: list[str] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -148,6 +149,20 @@ class FakeLlmServer:
         with self._lock:
             self._responder = responder
 
+    def answer_summaries_with(self, responder: Callable[[str], Reply]) -> None:
+        """Like ``answer_with``, for the requests that ask for the summary schema (their text:
+        the transcript's segments, one per line); the others still go to ``answer_with``'s."""
+        with self._lock:
+            self._summary_responder = responder
+
+    @property
+    def summary_texts(self) -> list[str]:
+        """The texts of the summary requests received, in order."""
+        with self._lock:
+            return [
+                request_text(body) or "" for body in self.requests if schema_name(body) == "summary"
+            ]
+
     def _next_reply(self, body: Any) -> Reply | None:
         text = request_text(body)
         with self._lock:
@@ -156,6 +171,8 @@ class FakeLlmServer:
             if self._replies:
                 return self._replies.popleft()
             responder = self._responder
+            if schema_name(body) == "summary" and self._summary_responder is not None:
+                responder = self._summary_responder
         return responder(text or "") if responder is not None else None
 
     def _record(self, body: Any, problems: list[str]) -> None:

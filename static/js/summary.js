@@ -15,7 +15,7 @@
     const list = $(listId);
     list.replaceChildren();
     for (const item of items || []) {
-      const li = document.createElemengettext("li");
+      const li = document.createElement("li");
       li.textContent = item;
       list.appendChild(li);
     }
@@ -103,5 +103,13 @@
   $("summary-regenerate").addEventListener("click", regenerate);
   $("summary-stale-regenerate").addEventListener("click", regenerate);
   const status = section.dataset.status;
-  if (status === "pending" || status === "running") follow();
+  // Expected: a transcript just finished, whose summary is requested once its keywords are
+  // in; the page may have loaded before that, so it follows until the summary is written.
+  if (status === "pending" || status === "running" || section.dataset.expected === "true") {
+    follow();
+    // Not for ever: a page left open on a transcript whose summary never came.
+    window.setTimeout(() => {
+      if (!["pending", "running"].includes(section.dataset.status)) stopFollowing();
+    }, 15 * 60 * 1000);
+  }
 })();
