@@ -53,10 +53,10 @@ _LIGHT_STEMS = frozenset(
 _LATIN_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'“‘(]?[A-Z0-9\uac00-\ud7a3])")
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’\-]*")
 _KEY = re.compile(r"[\W_]+", re.UNICODE)
-# Endings Kiwi may tag as connective inside run-on speech although they end a sentence.
-_FINAL_LIKE = frozenset(
-    {"ᆫ다", "는다", "다", "ᆸ니다", "습니다", "어요", "아요", "에요", "죠", "지요"}
-)
+# Endings Kiwi may tag as connective inside run-on speech although they end a sentence:
+# polite ones end it before any next word; plain ones only before a new clause.
+_POLITE_FINAL = frozenset({"ᆸ니다", "습니다", "어요", "아요", "에요", "예요", "죠", "지요"})
+_PLAIN_FINAL = frozenset({"ᆫ다", "는다", "다"})
 # Interjections and punctuation marks: not words a sentence may start or end on.
 _FILLER_OR_MARK = frozenset({"IC", "SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SW"})
 _NEW_CLAUSE_TAGS = frozenset({"IC", "MAJ", "NP", "MM"})
@@ -131,10 +131,15 @@ def _cut_after_endings(text: str) -> list[str]:
             # "... send the notes tomorrow 네 네": English ended, Korean speech goes on.
             cuts.append(following.start)
             continue
-        ends = token.tag == "EF" or (token.tag == "EC" and token.form in _FINAL_LIKE)
-        if not ends or following.tag.startswith(("S", "J", "E", "X", "V")):
+        ends = token.tag == "EF" or (
+            token.tag == "EC" and token.form in _POLITE_FINAL | _PLAIN_FINAL
+        )
+        # Only at a space: "했다고" and "합니다만" go on.
+        spaced = following.start > token.start + token.len
+        if not ends or not spaced or following.tag.startswith(("S", "J", "E", "X", "V")):
             continue
-        if token.tag == "EC" and following.tag not in _NEW_CLAUSE_TAGS:
+        plain = token.tag == "EC" and token.form in _PLAIN_FINAL
+        if plain and following.tag not in _NEW_CLAUSE_TAGS:
             continue
         cuts.append(following.start)
     parts, begin = [], 0
