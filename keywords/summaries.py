@@ -39,9 +39,10 @@ MAX_ITEM_CHARS = 160
 # token per Hangul syllable for Qwen2.5) with JSON around it; an answer cut off at the limit
 # is invalid JSON and the embedded summary answers instead.
 MAX_TOKENS = 1536
-# Merging partial summaries: at most this many levels (each divides the text by the
-# number of partials per chunk, so three levels cover far more than four hours of speech).
-MAX_MERGE_LEVELS = 3
+# Merging partial summaries: at most this many levels. Each level merges at least two
+# partials per request (usually many more: a partial is a few hundred characters), so six
+# levels cover 64 chunks even at worst, far more than four hours of speech.
+MAX_MERGE_LEVELS = 6
 
 SYSTEM_KO = """당신은 회의와 대화를 음성 인식으로 받아 적은 텍스트를 요약하는 도우미입니다.
 
@@ -155,6 +156,10 @@ class LlmSummariser:
                 raise LlmUnavailable("too many partial summaries to merge")
             pieces = [_as_text(p, language) for p in partials]
             groups = chunk_texts(pieces, self.chunk_chars, separator="\n\n")
+            if len(groups) >= len(partials):
+                # Partials too long to share a chunk: two per request all the same (twice
+                # the chunk at most, which the context still holds with room to spare).
+                groups = ["\n\n".join(pieces[i : i + 2]) for i in range(0, len(pieces), 2)]
             partials = [self.ask(group, language, merge=True) for group in groups]
         return partials[0]
 

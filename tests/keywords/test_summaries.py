@@ -149,6 +149,24 @@ def test_a_long_transcript_is_summarised_in_chunks_then_merged(llm_server):
     assert all(len(request_text(body)) <= chunk_chars for body in llm_server.requests)
 
 
+def test_partials_too_long_to_share_a_chunk_are_still_merged_two_by_two(llm_server):
+    texts = [f"{n}번째 안건은 {n}분기 매출 보고서 검토입니다" for n in range(40)]
+    long_partial = "가나다 " * 60  # 240 characters: two never fit in a 200-character chunk
+    llm_server.answer_with(lambda text: Reply.summary(long_partial))
+    result = summaries.summarise(texts, "ko", llm=fast_client(llm_server), chunk_chars=200)
+    assert result.backend == "vllm" and result.text == " ".join(long_partial.split())
+    chunks = len(summaries.chunk_texts(texts, 200))
+    # Every level halves the partials: chunks, then ceil(chunks / 2), ... down to one.
+    levels, left = [], chunks
+    while left > 1:
+        left = (left + 1) // 2
+        levels.append(left)
+    assert llm_server.chat_calls == chunks + sum(levels)
+    # The first merge level: two partials per request (one left over when odd).
+    merges = [request_text(body) for body in llm_server.requests[chunks : chunks + levels[0]]]
+    assert [m.count("가나다") for m in merges] == [120] * (chunks // 2) + [60] * (chunks % 2)
+
+
 def test_chunks_cut_an_overlong_segment_at_spaces():
     text = " ".join(["가나다라마"] * 100)
     chunks = summaries.chunk_texts([text], 120)
