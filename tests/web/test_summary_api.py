@@ -211,3 +211,23 @@ def test_the_schema_documents_the_endpoint(cast):
     schema = yaml.safe_load(client_for(cast.owner).get("/api/schema/").content)
     operation = schema["paths"]["/api/transcripts/{id}/summary"]["post"]
     assert set(operation["responses"]) == {"202", "404", "409"}
+
+
+def test_a_just_finished_page_waits_for_its_summary(cast):
+    """Its summary is requested after the keywords: a page loaded before then follows the
+    transcript's events for it (static/js/summary.js), an old transcript's page does not."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    transcript = make_transcript(cast.owner, texts=MEETING)
+    owner = client_for(cast.owner)
+    url = f"/transcripts/{transcript.pk}/"
+    Transcript.objects.filter(pk=transcript.pk).update(finished_at=timezone.now())
+    assert 'data-expected="true"' in owner.get(url).content.decode()
+    long_ago = timezone.now() - dt.timedelta(hours=1)
+    Transcript.objects.filter(pk=transcript.pk).update(finished_at=long_ago)
+    assert 'data-expected="false"' in owner.get(url).content.decode()
+    Transcript.objects.filter(pk=transcript.pk).update(finished_at=timezone.now())
+    summarised(transcript)
+    assert 'data-expected="false"' in owner.get(url).content.decode()
