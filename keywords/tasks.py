@@ -21,11 +21,15 @@ from transcription.notify import ProgressNotifier
     max_retries=3,
     retry_backoff=5,
 )
-def extract_transcript_keywords(transcript_id: str) -> int:
+def extract_transcript_keywords(transcript_id: str, summarise: bool = False) -> int:
     transcript = Transcript.objects.filter(pk=transcript_id).first()
     if transcript is None:
         return 0
     count = services.extract_for_transcript(transcript)
+    if summarise and transcript.status == Transcript.Status.DONE:
+        # After the keywords, which the page shows first: a summary takes longer. Pending
+        # before the event below, so the page it reloads shows the summary on its way.
+        services.request_summary(transcript)
     ProgressNotifier(transcript_id).send("keywords_summary", items=services.summary(transcript))
     return count
 
@@ -54,3 +58,28 @@ def extract_segment_keywords(segment_id: int, live_events: bool = True) -> int:
         segment_id=segment.pk,
     )
     return len(rows)
+
+
+@shared_task(
+    name="keywords.tasks.summarise_transcript",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # A long transcript is summarised in chunks, each an LLM request of up to
+    # SUMMARY_TIMEOUT_S (with retries); the embedded summary takes seconds. This only bounds
+    # a stuck task: the soft limit fails the summary with a message (services), the hard one
+    # ends a task that ignored it. services.SUMMARY_STALE_AFTER_S is above the hard limit.
+    soft_time_limit=900,
+    time_limit=960,
+    autoretry_for=(OperationalError, InterfaceError),
+    max_retries=3,
+    retry_backoff=5,
+)
+def summarise_transcript(transcript_id: str) -> str | None:
+    summary = services.summarise_transcript(transcript_id)
+    if summary is None:
+        return None
+    texts = services.segment_texts(summary.transcript)
+    ProgressNotifier(transcript_id).send(
+        "summary", summary=services.summary_payload(summary, texts)
+    )
+    return summary.status

@@ -284,6 +284,15 @@ VLLM_MODEL = envstr("VLLM_MODEL", "Qwen/Qwen2.5-7B-Instruct")
 VLLM_API_KEY = envstr("VLLM_API_KEY", "EMPTY")
 VLLM_TIMEOUT_S = envfloat("VLLM_TIMEOUT_S", 20.0, minimum=0.5, maximum=600)
 KEYWORD_BACKEND = envchoice("KEYWORD_BACKEND", "auto", ("auto", "vllm", "embedded"))
+# Summaries (keywords/summaries.py) use the same LLM and KEYWORD_BACKEND. A transcript longer
+# than SUMMARY_CHUNK_CHARS characters is summarised in chunks, then the parts merged: 4000
+# characters of Korean are at most about 4000 tokens for Qwen2.5, which with the prompt and
+# the longest answer (1536 tokens) fits the 8192-token context compose.yml starts vLLM with
+# (VLLM_MAX_MODEL_LEN). Raise it with a longer context, lower it with a shorter one. One
+# summary request may take SUMMARY_TIMEOUT_S: writing a long answer takes longer than a
+# segment's keywords (VLLM_TIMEOUT_S).
+SUMMARY_CHUNK_CHARS = envint("SUMMARY_CHUNK_CHARS", 4000, minimum=500, maximum=200_000)
+SUMMARY_TIMEOUT_S = envfloat("SUMMARY_TIMEOUT_S", 120.0, minimum=1.0, maximum=600)
 
 # --- Speakers ---------------------------------------------------------------------
 # Automatic speaker labels for uploads: "none" (the default), or the dotted path of a backend

@@ -47,6 +47,11 @@ urlpatterns = [
         name="api-transcript-export",
     ),
     path(
+        "api/transcripts/<uuid:pk>/summary",
+        api_view(api.TranscriptSummary.as_view()),
+        name="api-transcript-summary",
+    ),
+    path(
         "api/transcripts/<uuid:pk>/audio",
         api_view(api.TranscriptAudio.as_view()),
         name="api-transcript-audio",

@@ -42,6 +42,23 @@ class Reply:
         )
 
     @classmethod
+    def summary(
+        cls,
+        summary: str,
+        action_items: list[str] | None = None,
+        decisions: list[str] | None = None,
+        *,
+        expect_text: str | None = None,
+    ) -> Reply:
+        """A well-formed summary answer (the summary schema of keywords/summaries.py)."""
+        value = {
+            "summary": summary,
+            "action_items": action_items or [],
+            "decisions": decisions or [],
+        }
+        return cls(content=json.dumps(value, ensure_ascii=False), expect_text=expect_text)
+
+    @classmethod
     def json(cls, value: Any) -> Reply:
         """Valid JSON content of any shape (e.g. one that breaks the schema)."""
         return cls(content=json.dumps(value, ensure_ascii=False))
@@ -72,6 +89,7 @@ class FakeLlmServer:
         self.models_calls = 0
         self._replies: deque[Reply] = deque()
         self._responder: Callable[[str], Reply] | None = None
+        self._summary_responder: Callable[[str], Reply] | None = None
         self.texts: list[str] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -131,6 +149,20 @@ class FakeLlmServer:
         with self._lock:
             self._responder = responder
 
+    def answer_summaries_with(self, responder: Callable[[str], Reply]) -> None:
+        """Like ``answer_with``, for the requests that ask for the summary schema (their text:
+        the transcript's segments, one per line); the others still go to ``answer_with``'s."""
+        with self._lock:
+            self._summary_responder = responder
+
+    @property
+    def summary_texts(self) -> list[str]:
+        """The texts of the summary requests received, in order."""
+        with self._lock:
+            return [
+                request_text(body) or "" for body in self.requests if schema_name(body) == "summary"
+            ]
+
     def _next_reply(self, body: Any) -> Reply | None:
         text = request_text(body)
         with self._lock:
@@ -139,6 +171,8 @@ class FakeLlmServer:
             if self._replies:
                 return self._replies.popleft()
             responder = self._responder
+            if schema_name(body) == "summary" and self._summary_responder is not None:
+                responder = self._summary_responder
         return responder(text or "") if responder is not None else None
 
     def _record(self, body: Any, problems: list[str]) -> None:
@@ -186,15 +220,27 @@ class FakeLlmServer:
 
 
 def request_text(body: Any) -> str | None:
-    """The text a keyword request asks about: the user message after its ``텍스트:`` line."""
+    """The text a request asks about: the user message after its ``텍스트:`` line (keywords,
+    Korean summaries) or ``Transcript:`` line (summaries in other languages)."""
     try:
         user = body["messages"][-1]["content"]
     except (KeyError, IndexError, TypeError):
         return None
     if not isinstance(user, str):
         return None
-    _, marker, text = user.partition("텍스트:\n")
-    return text if marker else user
+    for marker in ("텍스트:\n", "Transcript:\n"):
+        _, found, text = user.partition(marker)
+        if found:
+            return text
+    return user
+
+
+def schema_name(body: Any) -> str | None:
+    """``keywords`` or ``summary``: which schema a chat request asks for."""
+    try:
+        return body["response_format"]["json_schema"]["name"]
+    except (KeyError, TypeError):
+        return None
 
 
 def _check_response_format(response_format: Any) -> list[str]:
@@ -206,6 +252,8 @@ def _check_response_format(response_format: Any) -> list[str]:
     problems = []
     if spec.get("strict") is not True:
         problems.append("response_format.json_schema.strict is not true")
+    if spec["name"] == "summary":
+        return [*problems, *_check_summary_schema(spec.get("schema"))]
     try:
         schema = spec["schema"]
         keywords = schema["properties"]["keywords"]
@@ -226,6 +274,35 @@ def _check_response_format(response_format: Any) -> list[str]:
         problems.append("importance is not a number")
     if set(item.get("required", [])) != {"word", "category", "importance"}:
         problems.append("items do not require word, category and importance")
+    return problems
+
+
+def _check_summary_schema(schema: Any) -> list[str]:
+    """The summary schema: an object requiring a bounded summary string and two bounded
+    lists of bounded strings, nothing else."""
+    try:
+        properties = schema["properties"]
+        summary = properties["summary"]
+        lists = [properties["action_items"], properties["decisions"]]
+    except (KeyError, TypeError):
+        return ["schema lacks summary, action_items or decisions"]
+    problems = []
+    if schema.get("type") != "object" or set(schema.get("required", [])) != {
+        "summary",
+        "action_items",
+        "decisions",
+    }:
+        problems.append("schema root is not an object requiring the three fields")
+    if schema.get("additionalProperties") is not False:
+        problems.append("schema allows other fields")
+    if summary.get("type") != "string" or not isinstance(summary.get("maxLength"), int):
+        problems.append("summary is not a bounded string")
+    for items in lists:
+        item = items.get("items", {})
+        if items.get("type") != "array" or not isinstance(items.get("maxItems"), int):
+            problems.append("a list is not an array with maxItems")
+        if item.get("type") != "string" or not isinstance(item.get("maxLength"), int):
+            problems.append("list items are not bounded strings")
     return problems
 
 

@@ -105,7 +105,8 @@ def _transcribe(self, transcript_id: str) -> None:
     if transcript is not None and transcript.status == Transcript.Status.DONE:
         from keywords.tasks import extract_transcript_keywords
 
-        extract_transcript_keywords.delay(str(transcript.pk))
+        # Its summary is requested once the keywords are in (keywords/tasks.py).
+        extract_transcript_keywords.delay(str(transcript.pk), summarise=True)
 
 
 @shared_task(

@@ -121,14 +121,14 @@ LIVE_SESSIONS = Counter(
 )
 LLM_CALLS = Counter(
     "stt_llm_calls",
-    "Keyword extractions asked of a backend (vllm: the LLM through its OpenAI-compatible API; "
-    "embedded: the Korean extractor), by outcome: success or failure (the LLM's failures are "
-    "answered by the embedded extractor)",
+    "Keyword extractions and summaries asked of a backend (vllm: the LLM through its "
+    "OpenAI-compatible API; embedded: the Korean analyser), by outcome: success or failure "
+    "(the LLM's failures are answered by the embedded analyser)",
     ["backend", "outcome"],
 )
 LLM_DURATION = Histogram(
     "stt_llm_call_duration_seconds",
-    "Time a keyword extraction took, retries included, by backend",
+    "Time a keyword extraction or summary took, retries included, by backend",
     ["backend"],
     buckets=LLM_BUCKETS,
 )

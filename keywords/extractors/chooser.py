@@ -12,50 +12,31 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from django.conf import settings
-
-from keywords.backends import probe_llm, record_answer
+from keywords.backends import record_answer
 from keywords.extractors.base import Extractor, KeywordItem
 from keywords.extractors.embedded import EmbeddedExtractor
 from keywords.extractors.vllm import LlmUnavailable, VllmExtractor
-from workers import metrics
+from keywords.llm import LlmClient, default_client, metered, wants_llm
 
 log = logging.getLogger(__name__)
 
 _embedded = EmbeddedExtractor()
-_llm_clients: dict[tuple[str, str, str, float], VllmExtractor] = {}
+_llm_extractors: dict[int, VllmExtractor] = {}
 _llm_lock = threading.Lock()
+
+__all__ = ["default_llm_extractor", "extract_keywords", "wants_llm"]
 
 
 def default_llm_extractor() -> VllmExtractor:
-    """The process's vLLM client for the current settings (reused: it pools connections)."""
-    key = (
-        settings.VLLM_API_URL,
-        settings.VLLM_MODEL,
-        settings.VLLM_API_KEY,
-        float(settings.VLLM_TIMEOUT_S),
-    )
+    """The process's keyword extractor over the shared LLM client of the current settings
+    (reused: the client pools connections, and summaries use the same one)."""
+    client: LlmClient = default_client()
     with _llm_lock:
-        client = _llm_clients.get(key)
-        if client is None:
-            client = _llm_clients[key] = VllmExtractor(
-                api_url=key[0], model=key[1], api_key=key[2], timeout_s=key[3]
-            )
-        return client
-
-
-def wants_llm() -> bool:
-    """Whether ``KEYWORD_BACKEND`` sends the next text to the LLM first."""
-    backend = settings.KEYWORD_BACKEND
-    if backend == "embedded":
-        return False
-    if backend == "vllm":
-        return True
-    return probe_llm().serves_model
+        extractor = _llm_extractors.get(id(client))
+        if extractor is None or extractor.client is not client:
+            extractor = _llm_extractors[id(client)] = VllmExtractor(client=client)
+        return extractor
 
 
 def extract_keywords(
@@ -75,7 +56,7 @@ def extract_keywords(
     fallback = embedded or _embedded
     if wants_llm():
         try:
-            with _call("vllm"):
+            with metered("vllm"):
                 items = (llm or default_llm_extractor()).extract(
                     text, language=language, max_items=max_items
                 )
@@ -88,23 +69,7 @@ def extract_keywords(
             # A bug in the LLM path must not cost a transcript its keywords; the
             # traceback is logged so it still gets fixed.
             log.exception("LLM keyword extraction failed, using embedded")
-    with _call("embedded"):
+    with metered("embedded"):
         items = fallback.extract(text, language=language, max_items=max_items)
     record_answer("embedded")
     return items
-
-
-@contextmanager
-def _call(backend: str) -> Iterator[None]:
-    """Count one extraction asked of ``backend`` and time it (stt_llm_calls_total,
-    stt_llm_call_duration_seconds): success, or failure when it raises."""
-    started = time.monotonic()
-    try:
-        yield
-    except BaseException:
-        metrics.LLM_CALLS.labels(backend, "failure").inc()
-        raise
-    else:
-        metrics.LLM_CALLS.labels(backend, "success").inc()
-    finally:
-        metrics.LLM_DURATION.labels(backend).observe(time.monotonic() - started)

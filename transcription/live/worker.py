@@ -215,6 +215,12 @@ def finish_live(transcript_id: str, duration: float) -> None:
         return  # resumed meanwhile: the connection streaming it now finishes it when it ends
     # Done already when the sweeper took it for orphaned: the stream's end is still truer.
     ended = (Transcript.Status.RUNNING, Transcript.Status.DONE)
-    Transcript.objects.filter(pk=transcript_id, status__in=ended).update(
+    finished = Transcript.objects.filter(pk=transcript_id, status__in=ended).update(
         status=Transcript.Status.DONE, finished_at=timezone.now(), duration=duration, progress=1.0
     )
+    transcript = Transcript.objects.filter(pk=transcript_id).first() if finished else None
+    if transcript is not None and transcript.segments.exists():
+        from keywords.services import request_summary
+
+        # The session's summary, on the keywords queue (its finals are all stored by now).
+        request_summary(transcript)

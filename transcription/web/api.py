@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -18,6 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from keywords.models import Summary
+from keywords.services import request_summary
 from transcription.access import visible_transcripts
 from transcription.batch import turns
 from transcription.batch.uploads import UploadRejected, check_size, create_upload
@@ -31,11 +34,13 @@ from transcription.web.exports import (
     subtitle_limits,
 )
 from transcription.web.payloads import (
+    SummarySerializer,
     TranscriptDetailSerializer,
     TranscriptListItemSerializer,
     TranscriptSerializer,
     hit_payload,
     speaker_payload,
+    summary_payload,
     transcript_payload,
 )
 from transcription.web.search_api import (
@@ -222,14 +227,19 @@ class TranscriptExport(APIView):
             {"word": k.word, "category": k.category, "importance": k.importance}
             for k in transcript.keywords.all()
         ]
+        # Corrected text, with each segment's speaker (exports.py).
+        segments = list(transcript.segments.select_related("speaker"))
+        summary = summary_payload(
+            Summary.objects.filter(transcript=transcript).first(), [s.text for s in segments]
+        )
         try:
             content, content_type, extension = render(
                 fmt,
                 meta,
-                # Corrected text, with each segment's speaker (exports.py).
-                transcript.segments.select_related("speaker"),
+                segments,
                 keywords,
                 speakers=[speaker_payload(s) for s in transcript.speakers.all()],
+                summary=summary,
                 **subtitle_limits(request.query_params),
             )
         except ValueError as exc:
@@ -238,6 +248,33 @@ class TranscriptExport(APIView):
         name = f"transcript-{transcript.pk}.{extension}"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+class TranscriptSummary(APIView):
+    @extend_schema(
+        summary="Regenerate a transcript's summary",
+        description="Queues a new summary of the transcript as its text is now (after edits, "
+        "or to try the LLM again). Answers at once with the summary pending; the transcript's "
+        "detail shows it done (or failed) when it is written, and the transcript page gets "
+        "a summary event.",
+        request=None,
+        responses={
+            202: SummarySerializer,
+            404: OpenApiResponse(description="Not yours"),
+            409: ErrorSerializer,
+        },
+    )
+    def post(self, request: Request, pk) -> Response:
+        transcript = get_object_or_404(visible_transcripts(request.user), pk=pk)
+        if transcript.status != transcript.Status.DONE:
+            message = _(
+                "This transcript is not finished yet; it is summarised when it is done. "
+                "Try again once its status is done."
+            )
+            return Response({"error": message}, status=status.HTTP_409_CONFLICT)
+        summary: Summary = request_summary(transcript)
+        texts = list(transcript.segments.values_list("text", flat=True))
+        return Response(summary_payload(summary, texts), status=status.HTTP_202_ACCEPTED)
 
 
 class AnyAcceptNegotiation(BaseContentNegotiation):

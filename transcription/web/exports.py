@@ -140,9 +140,45 @@ def render_vtt(
     return "\n".join(blocks)
 
 
-def render_txt(segments: Iterable[Any], timestamps: bool = False) -> str:
+# TXT headings of the summary block, in the transcript's language (the file is about the
+# transcript, whoever downloads it): Korean unless the transcript is English.
+_TXT_LABELS = {
+    "ko": ("요약", "할 일", "결정 사항", "(텍스트가 수정되기 전의 요약)"),
+    "en": ("Summary", "Action items", "Decisions", "(written before the text was edited)"),
+}
+
+
+def summary_block(summary: Mapping[str, Any] | None, language: str | None = None) -> str:
+    """The summary as the head of a TXT export: its sentences, action items and decisions,
+    then a rule; empty when there is no summary text.
+
+    Before the text rather than after it: a person opening the file reads the gist first.
+    Programs that want the lines of the text alone use the JSON export (``segments``) or
+    leave ``summary`` out."""
+    if not summary or not str(summary.get("text") or "").strip():
+        return ""
+    english = str(language or "").casefold().startswith("en")
+    title, actions, decisions, stale = _TXT_LABELS["en" if english else "ko"]
+    lines = [title + (" " + stale if summary.get("stale") else ""), _one_line(summary["text"])]
+    for label, items in (
+        (actions, summary.get("action_items")),
+        (decisions, summary.get("decisions")),
+    ):
+        if items:
+            lines += ["", label, *(f"- {_one_line(item)}" for item in items)]
+    return "\n".join(lines) + "\n\n" + "-" * 40 + "\n\n"
+
+
+def render_txt(
+    segments: Iterable[Any],
+    timestamps: bool = False,
+    *,
+    summary: Mapping[str, Any] | None = None,
+    language: str | None = None,
+) -> str:
     """One line per segment, ``Name: text`` where it has a speaker; with ``timestamps``,
-    each prefixed ``[HH:MM:SS.mmm - HH:MM:SS.mmm]``."""
+    each prefixed ``[HH:MM:SS.mmm - HH:MM:SS.mmm]``; with a ``summary`` (the API's summary
+    object), its block first (``summary_block``)."""
     lines = []
     for segment in segments:
         text = _one_line(_field(segment, "text", "") or "")
@@ -155,7 +191,7 @@ def render_txt(segments: Iterable[Any], timestamps: bool = False) -> str:
             start, end = _times(segment)
             text = f"[{format_timestamp(start, '.')} - {format_timestamp(end, '.')}] {text}"
         lines.append(text)
-    return "\n".join(lines) + ("\n" if lines else "")
+    return summary_block(summary, language) + "\n".join(lines) + ("\n" if lines else "")
 
 
 def _json_value(value: Any) -> Any:
@@ -206,10 +242,12 @@ def render_json(
     segments: Iterable[Any],
     keywords: Iterable[Any] | None = None,
     speakers: Iterable[Any] | None = None,
+    summary: Mapping[str, Any] | None = None,
 ) -> str:
     """Transcript metadata, its full text, segments (each with its ``speaker``'s name or
     null, and ``edited`` with the machine's ``original_text`` where people corrected it) and,
-    when given, keywords and speakers (``id``, ``label``, ``name``), as UTF-8 JSON."""
+    when given, keywords, speakers (``id``, ``label``, ``name``) and summary (the API's
+    summary object, or None: ``"summary": null``), as UTF-8 JSON."""
     items = []
     for index, segment in enumerate(segments):
         start, end = _times(segment)
@@ -234,6 +272,8 @@ def render_json(
         document["keywords"] = [_keyword(keyword) for keyword in keywords]
     if speakers is not None:
         document["speakers"] = [_speaker(speaker) for speaker in speakers]
+    if summary is not None or keywords is not None:
+        document["summary"] = dict(summary) if summary is not None else None
     # ensure_ascii=False keeps Korean readable in the file instead of \\uXXXX escapes.
     return json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
 
@@ -248,14 +288,16 @@ def render(
     max_chars: int | None = None,
     max_duration: float | None = None,
     speakers: Iterable[Any] | None = None,
+    summary: Mapping[str, Any] | None = None,
 ) -> tuple[str, str, str]:
     """Render in ``fmt`` (srt, vtt, txt, json): returns (content, content_type, extension).
 
     ``transcript_meta`` is a mapping or an object with id, title, language, duration;
     ``timestamps`` applies to txt only, ``max_chars`` (characters a subtitle line holds, by
     default 42 for Latin text and 20 for Korean) and ``max_duration`` (seconds a cue lasts,
-    by default 7) to srt and vtt only, ``speakers`` (the transcript's) to json only. Raises
-    ValueError naming the formats on offer.
+    by default 7) to srt and vtt only, ``speakers`` (the transcript's) to json only,
+    ``summary`` (the API's summary object) to txt and json. Raises ValueError naming the
+    formats on offer.
     """
     key = (fmt or "").strip().lower()
     if key not in FORMATS:
@@ -270,9 +312,10 @@ def render(
     elif key == "vtt":
         content = render_vtt(segments, title=_field(transcript_meta, "title"), **limits)
     elif key == "txt":
-        content = render_txt(segments, timestamps=timestamps)
+        language = _field(transcript_meta, "language")
+        content = render_txt(segments, timestamps=timestamps, summary=summary, language=language)
     else:
-        content = render_json(transcript_meta, segments, keywords, speakers)
+        content = render_json(transcript_meta, segments, keywords, speakers, summary)
     spec = FORMATS[key]
     return content, spec.content_type, spec.file_extension
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from typing import Any
@@ -10,13 +11,15 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from keywords.backends import answering_backend, last_answer, probe_llm
-from keywords.services import summary
+from keywords.models import Summary
+from keywords.services import summary, summary_payload
 from transcription.access import visible_transcripts
 from transcription.editing import EDITABLE
 from workers.gpu import resolve_runtime
@@ -178,6 +181,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+SUMMARY_EXPECTED_FOR = dt.timedelta(minutes=15)
+
+
 def transcript_page(request: HttpRequest, pk) -> HttpResponse:
     """A transcript: its audio (uploads only; live sessions keep none) beside the segments
     (word by word where they have word timings), keywords by category, exports, rename and
@@ -186,6 +192,7 @@ def transcript_page(request: HttpRequest, pk) -> HttpResponse:
     segments = list(transcript.segments.select_related("speaker"))
     for segment in segments:
         segment.shown_words = display_words(segment.text, segment.words)
+    summary_row = Summary.objects.filter(transcript=transcript).first()
     keywords_by_category: dict[str, list[dict]] = {}
     for item in summary(transcript, limit=200):
         keywords_by_category.setdefault(item["category"], []).append(item)
@@ -200,6 +207,13 @@ def transcript_page(request: HttpRequest, pk) -> HttpResponse:
             # Corrections and speakers once the transcription no longer writes segments.
             "editable": transcript.status in EDITABLE,
             "speakers": list(transcript.speakers.all()),
+            "summary": summary_row and summary_payload(summary_row, [s.text for s in segments]),
+            # Just finished: its summary is on its way (requested after the keywords, or when
+            # a live session ends) although not requested yet; the page waits for it.
+            "summary_expected": summary_row is None
+            and transcript.status == transcript.Status.DONE
+            and transcript.finished_at is not None
+            and timezone.now() - transcript.finished_at < SUMMARY_EXPECTED_FOR,
             "audio_url": reverse("transcript-audio", args=[transcript.pk])
             if transcript.audio
             else None,

@@ -13,8 +13,8 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from keywords.models import Category, Keyword
-from keywords.services import summary
+from keywords.models import Category, Keyword, Summary
+from keywords.services import summary, summary_payload
 from transcription.models import Segment, Speaker, Transcript
 from transcription.notify import segment_payload
 from transcription.search import Term
@@ -29,6 +29,7 @@ __all__ = [
     "SegmentDetailSerializer",
     "SegmentSerializer",
     "SpeakerSerializer",
+    "SummarySerializer",
     "TranscriptDetailSerializer",
     "TranscriptListItemSerializer",
     "TranscriptSerializer",
@@ -39,6 +40,7 @@ __all__ = [
     "segment_hit_payload",
     "segment_payload",
     "speaker_payload",
+    "summary_payload",
     "transcript_payload",
 ]
 
@@ -47,8 +49,8 @@ __all__ = [
 
 
 def transcript_payload(transcript: Transcript, *, with_segments: bool = True) -> dict[str, Any]:
-    """A transcript's state (the list, the upload answer); with its segments, keywords and
-    keyword summary for the detail."""
+    """A transcript's state (the list, the upload answer); with its segments, keywords,
+    keyword summary and summary for the detail."""
     data: dict[str, Any] = {
         "id": str(transcript.pk),
         "url": reverse("api-transcript-detail", args=[transcript.pk]),
@@ -73,10 +75,15 @@ def transcript_payload(transcript: Transcript, *, with_segments: bool = True) ->
         else None,
     }
     if with_segments:
-        data["segments"] = [segment_payload(s) for s in transcript.segments.all()]
+        segments = list(transcript.segments.all())
+        data["segments"] = [segment_payload(s) for s in segments]
         data["speakers"] = [speaker_payload(s) for s in transcript.speakers.all()]
         data["keywords"] = [keyword_payload(k) for k in transcript.keywords.all()]
         data["keyword_summary"] = summary(transcript)
+        # Built in keywords.services, where the summary task builds its page event too.
+        data["summary"] = summary_payload(
+            Summary.objects.filter(transcript=transcript).first(), [s.text for s in segments]
+        )
     return data
 
 
@@ -274,8 +281,33 @@ class KeywordSummarySerializer(serializers.Serializer):
     importance = serializers.FloatField()
 
 
+class SummarySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=Summary.Status.choices,
+        help_text="pending or running: being written (text etc. are the previous summary, "
+        "if any); done; failed (error says why)",
+    )
+    error = serializers.CharField(allow_blank=True)
+    text = serializers.CharField(allow_blank=True, help_text="A few sentences")
+    action_items = serializers.ListField(child=serializers.CharField())
+    decisions = serializers.ListField(child=serializers.CharField())
+    language = serializers.CharField(allow_blank=True)
+    backend = serializers.ChoiceField(
+        choices=["vllm", "embedded", ""],
+        help_text="What wrote it: vllm (the LLM) or embedded (the most central sentences)",
+    )
+    stale = serializers.BooleanField(
+        help_text="The transcript's text changed after this summary was written: "
+        "POST to /api/transcripts/<id>/summary to regenerate it"
+    )
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
 class TranscriptDetailSerializer(TranscriptSerializer):
     segments = SegmentSerializer(many=True)
     speakers = SpeakerSerializer(many=True)
     keywords = KeywordSerializer(many=True)
     keyword_summary = KeywordSummarySerializer(many=True)
+    summary = SummarySerializer(
+        allow_null=True, help_text="null until a summary was requested (done transcripts)"
+    )
