@@ -6,61 +6,107 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('transcription', '0006_transcript_dispatched_at'),
+        ("transcription", "0006_transcript_dispatched_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='segment',
-            name='edited_at',
-            field=models.DateTimeField(blank=True, help_text='Last correction', null=True),
+            model_name="segment",
+            name="edited_at",
+            field=models.DateTimeField(blank=True, help_text="Last correction", null=True),
         ),
         migrations.AddField(
-            model_name='segment',
-            name='edited_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="segment",
+            name="edited_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='segment',
-            name='original_text',
-            field=models.TextField(blank=True, help_text="The machine's text, kept on the first edit (see edited_at)"),
+            model_name="segment",
+            name="original_text",
+            field=models.TextField(
+                blank=True, help_text="The machine's text, kept on the first edit (see edited_at)"
+            ),
         ),
         migrations.AddField(
-            model_name='segment',
-            name='version',
-            field=models.PositiveIntegerField(default=0, help_text='Edits of the text so far'),
+            model_name="segment",
+            name="version",
+            field=models.PositiveIntegerField(default=0, help_text="Edits of the text so far"),
         ),
         migrations.CreateModel(
-            name='Speaker',
+            name="Speaker",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(blank=True, help_text='As a diarization backend wrote it (S1), or blank', max_length=32)),
-                ('name', models.CharField(blank=True, help_text='What people call them', max_length=100)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('transcript', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='speakers', to='transcription.transcript')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "label",
+                    models.CharField(
+                        blank=True,
+                        help_text="As a diarization backend wrote it (S1), or blank",
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(blank=True, help_text="What people call them", max_length=100),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "transcript",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="speakers",
+                        to="transcription.transcript",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['transcript', 'id'],
+                "ordering": ["transcript", "id"],
             },
         ),
         migrations.AddField(
-            model_name='segment',
-            name='speaker',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='segments', to='transcription.speaker'),
+            model_name="segment",
+            name="speaker",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="segments",
+                to="transcription.speaker",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='speaker',
-            constraint=models.UniqueConstraint(condition=models.Q(('label', ''), _negated=True), fields=('transcript', 'label'), name='speaker_unique_label'),
+            model_name="speaker",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("label", ""), _negated=True),
+                fields=("transcript", "label"),
+                name="speaker_unique_label",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='speaker',
-            constraint=models.UniqueConstraint(condition=models.Q(('name', ''), _negated=True), fields=('transcript', 'name'), name='speaker_unique_name'),
+            model_name="speaker",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("name", ""), _negated=True),
+                fields=("transcript", "name"),
+                name="speaker_unique_name",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='speaker',
-            constraint=models.CheckConstraint(condition=models.Q(('label', ''), ('name', ''), _negated=True), name='speaker_label_or_name'),
+            model_name="speaker",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("label", ""), ("name", ""), _negated=True),
+                name="speaker_label_or_name",
+            ),
         ),
     ]
