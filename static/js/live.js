@@ -10,7 +10,26 @@
   const state = { session: null, lastSeq: 0, socket: null, running: false, audio: null, queue: [],
                   retries: 0, followTail: true, keywordCounts: new Map() };
 
-  function setConn(text) { conn.textContent = text; conn.dataset.state = text; }
+  // data-state keeps the machine's word (tests and styles use it); the text is translated.
+  const CONN_LABELS = {
+    idle: gettext("idle"),
+    connecting: gettext("connecting"),
+    connected: gettext("connected"),
+    reconnecting: gettext("reconnecting"),
+    resumed: gettext("resumed"),
+    disconnected: gettext("disconnected"),
+    finishing: gettext("finishing…"),
+    stopped: gettext("stopped"),
+    "continued elsewhere": gettext("continued elsewhere"),
+  };
+  function setConn(state, text) {
+    conn.textContent = text || CONN_LABELS[state] || state;
+    conn.dataset.state = state;
+  }
+  function keywordsLabel(backend, llmAvailable) {
+    if (backend !== "vllm") return interpolate(gettext("keywords: %s"), [backend]);
+    return interpolate(llmAvailable ? gettext("keywords: %s (answers)") : gettext("keywords: %s (down)"), [backend]);
+  }
 
   // --- transcript rendering -------------------------------------------------------------
   function lineFor(utterance) {
@@ -48,7 +67,7 @@
     el.dataset.segment = e.segment;
     el.textContent = e.text;  // text, never HTML
     scrollToEnd();
-    if (typeof e.queue_wait_s === "number") $("latency").textContent = `latency ${(e.queue_wait_s + e.compute_s).toFixed(2)} s`;
+    if (typeof e.queue_wait_s === "number") $("latency").textContent = interpolate(gettext("latency %s s"), [(e.queue_wait_s + e.compute_s).toFixed(2)]);
   }
 
   function onKeywords(e) {
@@ -90,9 +109,9 @@
   }
 
   function onStatus(e) {
-    $("backlog").textContent = `backlog ${e.backlog_s.toFixed(1)} s${e.behind ? " (server behind)" : ""}`;
+    $("backlog").textContent = interpolate(e.behind ? gettext("backlog %s s (server behind)") : gettext("backlog %s s"), [e.backlog_s.toFixed(1)]);
     $("backlog").classList.toggle("bad", !!e.behind);
-    if (typeof e.last_latency_s === "number") $("latency").textContent = `latency ${e.last_latency_s.toFixed(2)} s`;
+    if (typeof e.last_latency_s === "number") $("latency").textContent = interpolate(gettext("latency %s s"), [e.last_latency_s.toFixed(2)]);
   }
 
   function onEvent(e) {
@@ -175,40 +194,42 @@
   // http://<machine>:5000/ from another computer, navigator.mediaDevices is not there at all.
   function explainInsecureOrigin() {
     startBtn.disabled = true;
-    const why = "Browsers give the microphone only to pages opened over https (or on the server itself, as localhost).";
+    const why = gettext("Browsers give the microphone only to pages opened over https (or on the server itself, as localhost).");
     if (!summary.https_port) {
-      showBanner("The microphone needs HTTPS.", `${why} This platform serves no https address: ask its operator for one.`);
+      showBanner(gettext("The microphone needs HTTPS."), why + " " + gettext("This platform serves no https address: ask its operator for one."));
       return;
     }
     const secure = new URL(location.href);
     secure.protocol = "https:"; secure.port = String(summary.https_port); secure.hash = "";
-    showBanner("The microphone needs HTTPS.", `${why} Open this page at `, link(secure.href), ".");
+    // The link goes where the translation puts %(address)s.
+    const [before, after] = gettext("Open this page at %(address)s.").split("%(address)s");
+    showBanner(gettext("The microphone needs HTTPS."), why + " " + before, link(secure.href), after || "");
     // The platform's own certificate authority, when it made one: installing it once stops the
     // browser's warning about the https address.
     fetch("/tls/ca.crt").then((r) => {
-      if (r.ok) banner.append(" If the browser warns about the certificate, install this platform's ",
-                              link("/tls/ca.crt", "certificate authority"), " once.");
+      if (!r.ok) return;
+      const [head, tail] = gettext("If the browser warns about the certificate, install this platform's %(authority)s once.").split("%(authority)s");
+      banner.append(" " + head, link("/tls/ca.crt", gettext("certificate authority")), tail || "");
     }).catch(() => {});
   }
 
   function explainMicrophoneError(err) {
-    const again = " then press Start again.";
     switch (err.name) {
       case "NotAllowedError":
-        showBanner("The microphone is blocked for this page.",
-                   "Allow it in the browser's site settings (the icon left of the address; on a Mac also System Settings › Privacy & Security › Microphone)," + again);
+        showBanner(gettext("The microphone is blocked for this page."),
+                   gettext("Allow it in the browser's site settings (the icon left of the address; on a Mac also System Settings › Privacy & Security › Microphone), then press Start again."));
         break;
       case "NotFoundError":
-        showBanner("No microphone was found.", "Plug one in (or choose another under Microphone)," + again);
+        showBanner(gettext("No microphone was found."), gettext("Plug one in (or choose another under Microphone), then press Start again."));
         break;
       case "NotReadableError":
-        showBanner("The microphone could not be opened.", "Another program may be using it: close that program," + again);
+        showBanner(gettext("The microphone could not be opened."), gettext("Another program may be using it: close that program, then press Start again."));
         break;
       case "OverconstrainedError":
-        showBanner("The chosen microphone is gone.", "Choose another under Microphone," + again);
+        showBanner(gettext("The chosen microphone is gone."), gettext("Choose another under Microphone, then press Start again."));
         break;
       default:
-        showBanner("The microphone could not be started.", `${err.message || err.name}.`);
+        showBanner(gettext("The microphone could not be started."), `${err.message || err.name}.`);
     }
   }
 
@@ -219,7 +240,7 @@
       micSelect.querySelectorAll("option:not([value=''])").forEach((o) => o.remove());
       devices.filter((d) => d.kind === "audioinput").forEach((d, i) => {
         const o = document.createElement("option");
-        o.value = d.deviceId; o.textContent = d.label || `Microphone ${i + 1}`;
+        o.value = d.deviceId; o.textContent = d.label || interpolate(gettext("Microphone %s"), [i + 1]);
         micSelect.append(o);
       });
       micSelect.value = current;
@@ -248,7 +269,7 @@
       listMics();
     } catch (err) {
       startBtn.disabled = false;
-      setConn("microphone unavailable: " + err.message);
+      setConn("microphone unavailable", interpolate(gettext("microphone unavailable: %s"), [err.message]));
       explainMicrophoneError(err);
     }
   }
@@ -267,7 +288,7 @@
     if (state.socket && state.socket.readyState === WebSocket.OPEN) {
       state.socket.send(JSON.stringify({ type: "stop" }));
       // The last finals and keywords still come; "stopped" is the session's last event.
-      setConn("finishing…"); conn.dataset.state = "finishing";
+      setConn("finishing");
     }
   }
 
@@ -282,7 +303,7 @@
       const c = await (await fetch("/api/config")).json();
       const gpu = (c.gpus || [])[0];
       $("device").textContent = gpu ? `GPU ${gpu.name} ${gpu.memory_used_mb}/${gpu.memory_total_mb} MiB` : `CPU (${c.whisper_compute_type})`;
-      $("llm").textContent = `keywords: ${c.keyword_backend_active}` + (c.keyword_backend_active === "vllm" ? (c.llm_available ? " (answers)" : " (down)") : "");
+      $("llm").textContent = keywordsLabel(c.keyword_backend_active, c.llm_available);
     } catch (e) { /* keep the last known values */ }
   }
   refreshPlatform();

@@ -201,7 +201,7 @@
     if (player) {
       li.tabIndex = 0;
       li.setAttribute("role", "button");
-      li.title = "Play from " + start.toFixed(1) + " s";
+      li.title = interpolate(gettext("Play from %s s"), [start.toFixed(1)]);
     }
     const time = document.createElement("span");
     time.className = "time muted";
@@ -259,7 +259,7 @@
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
-      showError("Could not rename: " + (body.error || response.status));
+      showError(interpolate(gettext("Could not rename: %s"), [body.error || response.status]));
       return;
     }
     // A blank title shows as source and date, which the server renders: reload for it.
@@ -268,12 +268,12 @@
       return;
     }
     title.textContent = body.title;
-    document.title = body.title + " · 음성 인식";
+    document.title = body.title + " · " + gettext("Speech recognition");
     editing(false);
   });
 
   document.getElementById("delete-button").addEventListener("click", async () => {
-    if (!window.confirm("Delete this transcript and its recording? This cannot be undone.")) return;
+    if (!window.confirm(gettext("Delete this transcript and its recording? This cannot be undone."))) return;
     const response = await fetch(apiUrl, {
       method: "DELETE",
       headers: { "X-CSRFToken": csrfToken() },
@@ -282,7 +282,7 @@
     if (response.status === 204 || response.status === 404) {
       location.assign(list.dataset.historyUrl);
     } else {
-      showError("Could not delete: HTTP " + response.status);
+      showError(interpolate(gettext("Could not delete: HTTP %s"), [response.status]));
     }
   });
 

@@ -19,6 +19,14 @@
     return m + ":" + s;
   }
 
+  const STATE_LABELS = {
+    uploading: gettext("uploading"),
+    queued: gettext("queued"),
+    running: gettext("running"),
+    done: gettext("done"),
+    failed: gettext("failed"),
+  };
+
   class Job {
     constructor(file) {
       this.file = file;
@@ -36,7 +44,8 @@
       jobs.prepend(this.el);
     }
 
-    setState(text) { this.state.textContent = text; this.el.dataset.state = text; }
+    // data-state keeps the machine's word (tests use it); the text shown is translated.
+    setState(state) { this.state.textContent = STATE_LABELS[state] || state; this.el.dataset.state = state; }
 
     fail(message) {
       this.finished = true;
@@ -47,7 +56,7 @@
 
     start() {
       if (this.file.size > maxBytes) {
-        this.fail("This file is larger than the upload limit of " + form.dataset.maxMb + " MB.");
+        this.fail(interpolate(gettext("This file is larger than the upload limit of %s MB."), [form.dataset.maxMb]));
         return;
       }
       const data = new FormData();
@@ -57,12 +66,12 @@
       xhr.open("POST", "/api/transcripts/");
       xhr.setRequestHeader("X-CSRFToken", csrfToken());
       xhr.upload.onprogress = (e) => { if (e.lengthComputable) this.uploadBar.value = e.loaded / e.total; };
-      xhr.onerror = () => this.fail("The upload was interrupted; check the connection and try again.");
+      xhr.onerror = () => this.fail(gettext("The upload was interrupted; check the connection and try again."));
       xhr.onload = () => {
         let body = {};
         try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
         if (xhr.status !== 202) {
-          this.fail(body.error || ("Upload refused (HTTP " + xhr.status + ")."));
+          this.fail(body.error || interpolate(gettext("Upload refused (HTTP %s)."), [xhr.status]));
           return;
         }
         this.uploadBar.value = 1;
@@ -122,7 +131,7 @@
         this.sttBar.value = Math.max(this.sttBar.value, event.progress);
         this.pct.textContent = Math.round(this.sttBar.value * 100) + "%";
       } else if (event.type === "status") {
-        if (event.status === "failed") this.fail(event.error || "Transcription failed.");
+        if (event.status === "failed") this.fail(event.error || gettext("Transcription failed."));
         else if (event.status === "done") {
           this.sttBar.value = 1;
           this.pct.textContent = "100%";
