@@ -37,6 +37,9 @@
     if (!el) {
       el = document.createElement("p");
       el.className = "line partial";
+      // The box is a polite live region for additions: a partial, rewritten many times a
+      // second, stays out of it; its final arrives as a new line, read out once.
+      el.setAttribute("aria-hidden", "true");
       el.dataset.utterance = utterance;
       const after = [...transcript.children].find((x) => Number(x.dataset.utterance) > utterance);
       transcript.insertBefore(el, after || null);
@@ -61,11 +64,16 @@
   }
 
   function onFinal(e) {
-    const el = lineFor(e.utterance);
-    if (!e.text) { el.remove(); return; }
+    const partial = lineFor(e.utterance);
+    if (!e.text) { partial.remove(); return; }
+    if (partial.classList.contains("final")) return;
+    // A new element, not the partial's rewritten: screen readers announce additions.
+    const el = document.createElement("p");
     el.className = "line final";
+    el.dataset.utterance = e.utterance;
     el.dataset.segment = e.segment;
     el.textContent = e.text;  // text, never HTML
+    partial.replaceWith(el);
     scrollToEnd();
     if (typeof e.queue_wait_s === "number") $("latency").textContent = interpolate(gettext("latency %s s"), [(e.queue_wait_s + e.compute_s).toFixed(2)]);
   }
