@@ -16,6 +16,7 @@ from transcription.web import (
     openai_api,
     pages,
     search_api,
+    site_files,
     tickets,
 )
 
@@ -75,6 +76,7 @@ urlpatterns = [
         name="javascript-catalog",
     ),
     path("tls/ca.crt", certificate.authority, name="tls-authority"),
+    path("favicon.ico", site_files.favicon, name="favicon"),
     # Prometheus; a staff token or loopback, checked by the view (transcription/web/metrics.py).
     path("metrics", metrics.metrics, name="metrics"),
 ]
