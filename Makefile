@@ -22,8 +22,11 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 
 # On a GPU host without the CUDA toolkit, also CUDA's libraries from PyPI (the gpu extra):
 # only when nvidia-smi lists a GPU and they are missing, so a second run stays a no-op.
+# The interface's translations are compiled here too (locale/*.po -> .mo, without GNU
+# gettext: sttproject/catalogues.py); a no-op while every .mo is newer than its .po.
 install: $(VENV)/.installed
 	@$(BIN)/python -m workers.cuda_libs install
+	@$(BIN)/python manage.py compile_catalogues
 
 # axe-core (package.json, pinned in package-lock.json) for the browser tests' accessibility
 # checks; npm's own record of the tree is the stamp, so a second run is a no-op.
@@ -32,6 +35,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	touch $@
 
 install-dev: $(VENV)/.installed-dev node_modules/.package-lock.json
+	@$(BIN)/python manage.py compile_catalogues
 
 model: install
 	$(BIN)/python manage.py prepare_model

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from transcription.models import Segment, Transcript
 
@@ -8,14 +9,14 @@ from transcription.models import Segment, Transcript
 class Category(models.TextChoices):
     """The original system's categories, with its Korean labels as the stored values."""
 
-    PERSON = "인물", "인물 (person)"
-    PLACE = "장소", "장소 (place)"
-    COMPANY = "회사", "회사 (company)"
-    TECHNOLOGY = "기술", "기술 (technology)"
-    PRODUCT = "제품", "제품 (product)"
-    EQUIPMENT = "장비", "장비 (equipment)"
-    SERVICE = "서비스", "서비스 (service)"
-    OTHER = "기타", "기타 (other)"
+    PERSON = "인물", _("인물 (person)")
+    PLACE = "장소", _("장소 (place)")
+    COMPANY = "회사", _("회사 (company)")
+    TECHNOLOGY = "기술", _("기술 (technology)")
+    PRODUCT = "제품", _("제품 (product)")
+    EQUIPMENT = "장비", _("장비 (equipment)")
+    SERVICE = "서비스", _("서비스 (service)")
+    OTHER = "기타", _("기타 (other)")
 
 
 class Backend(models.TextChoices):

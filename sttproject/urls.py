@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.i18n import JavaScriptCatalog, set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -81,5 +82,7 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
 ]
 
-admin.site.site_header = "Speech platform administration"
-admin.site.site_title = "Speech platform"
+# Lazy: the admin shows them in the language the request chose (the header's switch).
+admin.site.site_header = _("Speech platform administration")
+admin.site.site_title = _("Speech platform")
+admin.site.index_title = _("Site administration")

@@ -9,6 +9,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from keywords.models import Keyword
 from transcription.models import Segment, Transcript
@@ -61,23 +63,23 @@ class TranscriptAdmin(admin.ModelAdmin):
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         return queryset.distinct(), False if search_term else may_have_duplicates
 
-    @admin.display(description="recording")
+    @admin.display(description=gettext_lazy("recording"))
     def recording(self, obj: Transcript) -> str:
         if not obj.audio:
-            return "none kept"
+            return _("none kept")
         return format_html(
             '<audio controls preload="none" src="{}"></audio> <code>{}</code>',
             reverse("transcript-audio", args=[obj.pk]),
             obj.audio.name,
         )
 
-    @admin.display(description="segments", ordering="_segment_count")
+    @admin.display(description=gettext_lazy("segments"), ordering="_segment_count")
     def segment_count(self, obj: Transcript) -> int:
         return obj._segment_count
 
     actions = ("rerun_keywords", "retranscribe")
 
-    @admin.action(description="Re-run keyword extraction")
+    @admin.action(description=gettext_lazy("Re-run keyword extraction"))
     def rerun_keywords(self, request: HttpRequest, queryset: QuerySet[Transcript]) -> None:
         from keywords.tasks import extract_transcript_keywords
 
@@ -89,17 +91,27 @@ class TranscriptAdmin(admin.ModelAdmin):
         if done:
             self.message_user(
                 request,
-                f"Queued keyword extraction for {len(done)} transcript(s).",
+                ngettext(
+                    "Queued keyword extraction for %(count)d transcript.",
+                    "Queued keyword extraction for %(count)d transcripts.",
+                    len(done),
+                )
+                % {"count": len(done)},
                 messages.SUCCESS,
             )
         if skipped:
             self.message_user(
                 request,
-                f"Skipped {skipped} transcript(s) that are not done: keywords need the text first.",
+                ngettext(
+                    "Skipped %(count)d transcript that is not done: keywords need the text first.",
+                    "Skipped %(count)d transcripts that are not done: keywords need the text first.",
+                    skipped,
+                )
+                % {"count": skipped},
                 messages.WARNING,
             )
 
-    @admin.action(description="Re-transcribe (transcripts with stored audio)")
+    @admin.action(description=gettext_lazy("Re-transcribe (transcripts with stored audio)"))
     def retranscribe(self, request: HttpRequest, queryset: QuerySet[Transcript]) -> None:
         from transcription.tasks import transcribe
 
@@ -142,20 +154,27 @@ class TranscriptAdmin(admin.ModelAdmin):
             queued += 1
         if queued:
             self.message_user(
-                request, f"Queued re-transcription of {queued} transcript(s).", messages.SUCCESS
+                request,
+                ngettext(
+                    "Queued re-transcription of %(count)d transcript.",
+                    "Queued re-transcription of %(count)d transcripts.",
+                    queued,
+                )
+                % {"count": queued},
+                messages.SUCCESS,
             )
         if no_audio:
             self.message_user(
                 request,
-                f"Skipped {len(no_audio)} transcript(s) without stored audio: "
-                + ", ".join(no_audio[:10]),
+                _("Skipped transcripts without stored audio (%(count)d): %(names)s")
+                % {"count": len(no_audio), "names": ", ".join(no_audio[:10])},
                 messages.WARNING,
             )
         if running:
             self.message_user(
                 request,
-                f"Skipped {len(running)} transcript(s) still being transcribed: "
-                + ", ".join(running[:10]),
+                _("Skipped transcripts still being transcribed (%(count)d): %(names)s")
+                % {"count": len(running), "names": ", ".join(running[:10])},
                 messages.WARNING,
             )
 

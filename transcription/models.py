@@ -7,6 +7,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from transcription.search import SearchDocumentField, SegmentManager
 
@@ -23,14 +24,14 @@ class Transcript(models.Model):
     """One recording, live or uploaded, cut into ordered segments."""
 
     class Source(models.TextChoices):
-        LIVE = "live", "Live"
-        UPLOAD = "upload", "Upload"
+        LIVE = "live", _("Live")
+        UPLOAD = "upload", _("Upload")
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     class ErrorCode(models.TextChoices):
         """Why a transcript failed, for programs: the message is for people and may change.
@@ -39,14 +40,14 @@ class Transcript(models.Model):
         """
 
         # What was sent is at fault.
-        NOT_AUDIO = "not_audio", "Not an audio or video file"
-        DECODE_FAILED = "decode_failed", "The audio could not be decoded"
-        TOO_LONG = "too_long", "The recording is longer than the limit"
+        NOT_AUDIO = "not_audio", _("Not an audio or video file")
+        DECODE_FAILED = "decode_failed", _("The audio could not be decoded")
+        TOO_LONG = "too_long", _("The recording is longer than the limit")
         # The server is.
-        NO_AUDIO = "no_audio", "The stored audio is missing"
-        TIME_LIMIT = "time_limit", "The transcription took too long"
-        WORKER_LOST = "worker_lost", "No worker finished it"
-        INTERNAL = "internal", "Internal error"
+        NO_AUDIO = "no_audio", _("The stored audio is missing")
+        TIME_LIMIT = "time_limit", _("The transcription took too long")
+        WORKER_LOST = "worker_lost", _("No worker finished it")
+        INTERNAL = "internal", _("Internal error")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Nullable so that rows made by operators or before accounts existed have a home;

@@ -2,7 +2,8 @@
 
 One path for every way a file comes in (the REST API, the OpenAI-compatible endpoint, the
 ``transcribe`` command's checks): the same limits and language check, the same row, the same
-stt task. Callers turn ``UploadRejected`` into their own kind of error answer.
+stt task. Callers turn ``UploadRejected`` into their own kind of error answer. The messages
+are for people, in the request's language (LocaleMiddleware has activated it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from transcription import storage
 from transcription.batch import turns
@@ -34,7 +36,9 @@ class UploadRejected(Exception):
 
 def too_large() -> UploadRejected:
     return UploadRejected(
-        413, f"the upload is larger than the limit of {settings.UPLOAD_MAX_MB} MB"
+        413,
+        _("the upload is larger than the limit of %(limit)s MB")
+        % {"limit": settings.UPLOAD_MAX_MB},
     )
 
 
@@ -44,7 +48,11 @@ def check_language(value: str | None) -> str:
     if language != "auto" and language not in WHISPER_LANGUAGES:
         raise UploadRejected(
             400,
-            f"unknown language {language!r}; use a Whisper language code such as ko or en, or auto",
+            _(
+                "unknown language %(language)s; use a Whisper language code such as ko or en, "
+                "or auto"
+            )
+            % {"language": repr(language)},
         )
     return language
 
@@ -67,8 +75,12 @@ def check_duration(name: str, duration_s: float | None) -> None:
     if duration_s is not None and duration_s > limit:
         raise UploadRejected(
             413,
-            f"{name}: the recording is {format_duration(duration_s)} long; "
-            f"the limit is {format_duration(limit)}",
+            _("%(name)s: the recording is %(duration)s long; the limit is %(limit)s")
+            % {
+                "name": name,
+                "duration": format_duration(duration_s),
+                "limit": format_duration(limit),
+            },
         )
 
 
@@ -80,15 +92,25 @@ def check_budget(owner, name: str, duration_s: float | None) -> None:
     if duration_s and duration_s > limit:
         raise UploadRejected(
             413,
-            f"{name}: the recording is {format_duration(duration_s)} long, more than the "
-            f"{format_duration(limit)} of audio one person may upload in an hour",
+            _(
+                "%(name)s: the recording is %(duration)s long, more than the %(limit)s of audio "
+                "one person may upload in an hour"
+            )
+            % {
+                "name": name,
+                "duration": format_duration(duration_s),
+                "limit": format_duration(limit),
+            },
         )
     wait = turns.budget_wait_s(owner.pk, duration_s)
     if wait:
         raise UploadRejected(
             429,
-            f"you have uploaded {format_duration(limit)} of audio in the last hour, the most "
-            f"one person may (UPLOAD_AUDIO_PER_HOUR_S); try again in {format_duration(wait)}",
+            _(
+                "you have uploaded %(limit)s of audio in the last hour, the most one person may "
+                "(UPLOAD_AUDIO_PER_HOUR_S); try again in %(wait)s"
+            )
+            % {"limit": format_duration(limit), "wait": format_duration(wait)},
             retry_after=int(wait),
         )
 
@@ -107,7 +129,7 @@ def create_upload(
     (or that a rollback took back).
     """
     if upload is None:
-        raise UploadRejected(400, "no file: send the recording as multipart field 'file'")
+        raise UploadRejected(400, _("no file: send the recording as multipart field 'file'"))
     if upload.size > settings.UPLOAD_MAX_MB * 1024 * 1024:
         raise too_large()
     language = check_language(language)
@@ -135,7 +157,9 @@ def create_upload(
             )
     except storage.StorageUnavailable as exc:
         raise UploadRejected(
-            503, f"the audio store does not answer; try again shortly ({exc})", retry_after=10
+            503,
+            _("the audio store does not answer; try again shortly (%(reason)s)") % {"reason": exc},
+            retry_after=10,
         ) from exc
     turns.dispatch(transcript.owner_id)
     size = upload.size or 0

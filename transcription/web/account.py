@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
@@ -30,7 +31,7 @@ def account(request: HttpRequest) -> HttpResponse:
     # The rotate form is a POST, so CsrfViewMiddleware refuses it without the form's token.
     if request.method == "POST":
         rotate_token(request.user)
-        messages.success(request, "A new API token was made; the old one no longer works.")
+        messages.success(request, gettext("A new API token was made; the old one no longer works."))
         return redirect("account")
     token, _ = Token.objects.get_or_create(user=request.user)
     base_url = request.build_absolute_uri("/").rstrip("/")

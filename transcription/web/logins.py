@@ -17,6 +17,8 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 LOCKED_STATUS = 429
 
@@ -41,19 +43,19 @@ def client_ip(request: HttpRequest) -> str | None:
 def _wait_text(seconds: int) -> str:
     if seconds % 3600 == 0:
         hours = seconds // 3600
-        return f"{hours} hour" + ("s" if hours != 1 else "")
+        return ngettext("%(count)d hour", "%(count)d hours", hours) % {"count": hours}
     if seconds >= 60:
         minutes = -(-seconds // 60)
-        return f"{minutes} minute" + ("s" if minutes != 1 else "")
-    return f"{seconds} second" + ("s" if seconds != 1 else "")
+        return ngettext("%(count)d minute", "%(count)d minutes", minutes) % {"count": minutes}
+    return ngettext("%(count)d second", "%(count)d seconds", seconds) % {"count": seconds}
 
 
 def lockout_message() -> str:
     wait = _wait_text(settings.LOGIN_LOCKOUT_S)
-    return (
+    return _(
         "Too many failed sign-ins for this account or from this address. Signing in is "
-        f"refused, even with the right password, until {wait} after the last attempt."
-    )
+        "refused, even with the right password, until %(wait)s after the last attempt."
+    ) % {"wait": wait}
 
 
 def lockout_response(request: HttpRequest, *_ignored: object) -> HttpResponse:

@@ -19,6 +19,8 @@ Differences from OpenAI, on purpose:
   ``end``; segments stored without them (older transcripts) add no words.
 - ``stream=true`` is refused (OpenAI ignores it for whisper-1, but its clients then expect
   server-sent events and fail on a plain answer).
+- Error messages are in the request's language (Accept-Language; Korean by default); the
+  error's shape, type, param and code are OpenAI's whatever the language.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authtoken.models import Token
 
@@ -117,8 +120,10 @@ async def authenticate(request: HttpRequest):
     if scheme.lower() not in ("bearer", "token") or not key:
         raise OpenAIError(
             401,
-            "You didn't provide an API key. Send 'Authorization: Bearer <token>' with the API "
-            "token from your account page (/account/).",
+            _(
+                "You didn't provide an API key. Send 'Authorization: Bearer <token>' with the "
+                "API token from your account page (/account/)."
+            ),
             code="invalid_api_key",
             headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )
@@ -126,8 +131,11 @@ async def authenticate(request: HttpRequest):
     if token is None or not token.user.is_active:
         raise OpenAIError(
             401,
-            f"Incorrect API key provided: {_masked(key)}. "
-            "Your API token is on your account page (/account/).",
+            _(
+                "Incorrect API key provided: %(key)s. Your API token is on your account page "
+                "(/account/)."
+            )
+            % {"key": _masked(key)},
             code="invalid_api_key",
             headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )
@@ -149,9 +157,11 @@ def _parse_body(request: HttpRequest) -> tuple[dict[str, Any], Any]:
         }
         return fields, request.FILES.get("file")
     except (RequestDataTooBig, TooManyFieldsSent) as exc:
-        raise OpenAIError(413, f"The request is too large: {exc}") from exc
+        raise OpenAIError(413, _("The request is too large: %(reason)s") % {"reason": exc}) from exc
     except MultiPartParserError as exc:
-        raise OpenAIError(400, f"Could not parse the multipart form: {exc}") from exc
+        raise OpenAIError(
+            400, _("Could not parse the multipart form: %(reason)s") % {"reason": exc}
+        ) from exc
 
 
 def _language(value: str) -> str:
@@ -162,8 +172,11 @@ def _language(value: str) -> str:
     if value != "auto" and value not in WHISPER_LANGUAGES:
         raise OpenAIError(
             400,
-            f"Unsupported language {value!r}: use an ISO-639-1 code such as ko or en, "
-            "or leave it out to detect the language.",
+            _(
+                "Unsupported language %(language)s: use an ISO-639-1 code such as ko or en, "
+                "or leave it out to detect the language."
+            )
+            % {"language": repr(value)},
             param="language",
             code="unsupported_language",
         )
@@ -174,15 +187,15 @@ def _validate(fields: dict[str, Any], upload) -> dict[str, Any]:
     if upload is None:
         raise OpenAIError(
             400,
-            "No file: send the recording as the multipart field 'file'.",
+            _("No file: send the recording as the multipart field 'file'."),
             param="file",
         )
     response_format = (fields["response_format"] or "json").strip().lower()
     if response_format not in RESPONSE_FORMATS:
         raise OpenAIError(
             400,
-            f"Unsupported response_format {fields['response_format']!r}: "
-            f"choose one of {', '.join(RESPONSE_FORMATS)}.",
+            _("Unsupported response_format %(value)s: choose one of %(choices)s.")
+            % {"value": repr(fields["response_format"]), "choices": ", ".join(RESPONSE_FORMATS)},
             param="response_format",
         )
     granularities = [g.strip().lower() for g in fields["timestamp_granularities"] if g.strip()]
@@ -190,7 +203,8 @@ def _validate(fields: dict[str, Any], upload) -> dict[str, Any]:
     if unknown:
         raise OpenAIError(
             400,
-            f"Unsupported timestamp_granularities {unknown}: choose word and/or segment.",
+            _("Unsupported timestamp_granularities %(value)s: choose word and/or segment.")
+            % {"value": unknown},
             param="timestamp_granularities",
         )
     if fields["temperature"]:
@@ -201,13 +215,14 @@ def _validate(fields: dict[str, Any], upload) -> dict[str, Any]:
         if not 0.0 <= temperature <= 1.0:
             raise OpenAIError(
                 400,
-                f"temperature must be a number from 0 to 1, got {fields['temperature']!r}.",
+                _("temperature must be a number from 0 to 1, got %(value)s.")
+                % {"value": repr(fields["temperature"])},
                 param="temperature",
             )
     if fields["stream"].strip().lower() in ("true", "1"):
         raise OpenAIError(
             400,
-            "Streaming is not supported here: leave out stream (or send stream=false).",
+            _("Streaming is not supported here: leave out stream (or send stream=false)."),
             param="stream",
         )
     return {
@@ -243,8 +258,11 @@ def _store(upload, user, language: str) -> Transcript:
             ) from exc
         raise OpenAIError(
             exc.status_code,
-            f"Invalid file format. {exc}. Send an audio or video file "
-            "(flac, m4a, mp3, mp4, ogg, wav, webm, …).",
+            _(
+                "Invalid file format. %(reason)s. Send an audio or video file "
+                "(flac, m4a, mp3, mp4, ogg, wav, webm, …)."
+            )
+            % {"reason": exc},
             param="file",
             code="invalid_file_format",
         ) from exc
@@ -257,7 +275,7 @@ async def _wait(transcript: Transcript, timeout_s: float) -> dict[str, Any]:
         row = await Transcript.objects.filter(pk=transcript.pk).values("status", "error").afirst()
         if row is None:
             raise OpenAIError(
-                500, "The transcript was deleted before it was done.", type="server_error"
+                500, _("The transcript was deleted before it was done."), type="server_error"
             )
         if row["status"] in finished:
             return row
@@ -265,8 +283,16 @@ async def _wait(transcript: Transcript, timeout_s: float) -> dict[str, Any]:
             url = reverse("api-transcript-detail", args=[transcript.pk])
             raise OpenAIError(
                 504,
-                f"The transcription is still {row['status']} after {timeout_s:g} s; it goes on "
-                f"and is stored as transcript {transcript.pk}: fetch it from {url}",
+                _(
+                    "The transcription is still %(status)s after %(timeout)s s; it goes on and "
+                    "is stored as transcript %(id)s: fetch it from %(url)s"
+                )
+                % {
+                    "status": row["status"],
+                    "timeout": f"{timeout_s:g}",
+                    "id": transcript.pk,
+                    "url": url,
+                },
                 type="server_error",
                 code="timeout",
                 # Sending the file again would only transcribe it a second time.
@@ -291,7 +317,7 @@ def _failure(transcript: Transcript) -> OpenAIError:
     ours = transcript.error_code not in CLIENT_FAULTS
     return OpenAIError(
         500 if ours else 400,
-        f"Transcription failed: {transcript.error}",
+        _("Transcription failed: %(error)s") % {"error": transcript.error},
         type="server_error" if ours else "invalid_request_error",
         param=None if ours else "file",
         headers={"x-should-retry": "false"},
@@ -381,7 +407,11 @@ def _answer(
 
 
 def _method_not_allowed(allowed: str) -> JsonResponse:
-    error = OpenAIError(405, f"Method not allowed: use {allowed}.", headers={"Allow": allowed})
+    error = OpenAIError(
+        405,
+        _("Method not allowed: use %(method)s.") % {"method": allowed},
+        headers={"Allow": allowed},
+    )
     return error.response()
 
 
@@ -447,8 +477,8 @@ async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
         if model_id not in model_ids():
             raise OpenAIError(
                 404,
-                f"The model '{model_id}' does not exist; this server offers "
-                f"{', '.join(model_ids())}.",
+                _("The model '%(model)s' does not exist; this server offers %(models)s.")
+                % {"model": model_id, "models": ", ".join(model_ids())},
                 param="model",
                 code="model_not_found",
             )

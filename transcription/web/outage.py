@@ -14,6 +14,8 @@ import redis.exceptions
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from kombu.exceptions import OperationalError as BrokerError
 
 log = logging.getLogger(__name__)
@@ -23,10 +25,15 @@ RETRY_AFTER_S = 30
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 # The cache (upload counters), the channel layer and the Celery broker all live in Redis.
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, BrokerError)
+# The services' names as the message shows them, in the request's language.
+SERVICE_NAMES = {"database": gettext_lazy("database"), "Redis server": gettext_lazy("Redis server")}
 
 
 def outage_response(path: str, service: str) -> JsonResponse:
-    message = f"The {service} is unavailable; try again in {RETRY_AFTER_S} seconds."
+    message = _("The %(service)s is unavailable; try again in %(seconds)s seconds.") % {
+        "service": SERVICE_NAMES.get(service, service),
+        "seconds": RETRY_AFTER_S,
+    }
     error: str | dict = message
     if path.startswith("/v1/"):
         # The OpenAI-compatible endpoint's clients read errors in OpenAI's shape.

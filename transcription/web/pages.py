@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
@@ -109,7 +110,7 @@ def status_page(request: HttpRequest) -> HttpResponse:
     """Workers, their hosts and GPUs, the LLM's address, Flower's port: for operators (staff).
     Anonymous visitors are sent to sign in (LoginRequiredMiddleware); other users get 403."""
     if not request.user.is_staff:
-        raise PermissionDenied("The status page is for staff.")
+        raise PermissionDenied(gettext("The status page is for staff."))
     healthy, health = platform_health()
     by_queue, _ = workers_by_queue(redis_client())
     workers = {w["hostname"]: w for queue in by_queue.values() for w in queue}

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
@@ -165,7 +166,7 @@ class TranscriptFilters(serializers.Serializer):
             and attrs.get("date_to")
             and attrs["date_from"] > attrs["date_to"]
         ):
-            raise serializers.ValidationError({"date_to": "must not be before date_from"})
+            raise serializers.ValidationError({"date_to": _("must not be before date_from")})
         # Blank values mean "no filter", as an empty form field does.
         return {key: value for key, value in attrs.items() if value not in ("", None)}
 
