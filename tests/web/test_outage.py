@@ -11,6 +11,7 @@ import pytest
 import redis
 from django.db import connection
 from django.test import Client, RequestFactory
+from django.utils import translation
 from rest_framework.authtoken.models import Token
 
 from bench.common import free_port
@@ -70,10 +71,12 @@ def test_redis_down_is_a_json_503_from_the_api():
         try:
             _json_redis_view(request)
         except redis.ConnectionError as exc:
-            response = middleware.process_exception(request, exc)
+            with translation.override("en"):
+                response = middleware.process_exception(request, exc)
         body = _json_503(response)
         message = body["error"] if path.startswith("/api/") else body["error"]["message"]
-        assert "Redis server is unavailable" in message
+        assert "job queue is unavailable; try again in 30 seconds" in message
+        assert "Redis" not in message
 
 
 @pytest.mark.slow

@@ -24,15 +24,21 @@ def file_stem(title: str, fallback: str) -> str:
     text = unicodedata.normalize("NFC", title)
     # Line breaks, tabs and every other control or format character become spaces.
     text = "".join(" " if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in text)
-    text = _FORBIDDEN.sub("-", text)
-    text = " ".join(text.split())[:MAX_STEM].strip(" .-")
-    return text or fallback
+    text = _FORBIDDEN.sub("-", text.replace('"', "'"))
+    # Leading dots hide a file; trailing dots and spaces are dropped by Windows.
+    text = " ".join(text.split())[:MAX_STEM].strip(" .")
+    return text if text.strip("-'") else fallback
 
 
 def ascii_stem(stem: str, fallback: str) -> str:
-    """The stem in plain ASCII for ``filename=``: accents dropped, other letters (Hangul)
-    left out; ``fallback`` when no letter or digit remains."""
-    text = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    """The stem in plain ASCII for ``filename=``: accents dropped (``Café`` -> ``Cafe``);
+    ``fallback`` when the title has letters ASCII cannot spell (Hangul), since what would be
+    left of it (``v2`` of ``회의록 v2``) would name the file wrongly."""
+    text = "".join(
+        c for c in unicodedata.normalize("NFKD", stem) if unicodedata.category(c) != "Mn"
+    )
+    if not text.isascii():
+        return fallback
     text = " ".join(_NOT_PLAIN.sub("_", text).split()).strip(" ._-")
     return text if re.search(r"[A-Za-z0-9]", text) else fallback
 
