@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev model test test-fast lint format check-compose clean-data
+.PHONY: install install-dev model test test-fast lint format check-compose clean-data messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 install-dev: $(VENV)/.installed-dev node_modules/.package-lock.json
 	@$(BIN)/python manage.py compile_catalogues
+
+# After marking or changing strings: refresh locale/ko's catalogues (needs GNU gettext's
+# xgettext and msgmerge: apt-get install gettext), then translate the new entries; the
+# translations test (tests/test_translations.py) lists what is missing.
+MAKEMESSAGES := --add-location=file --no-obsolete --ignore=.venv --ignore=var --ignore=tests \
+	--ignore=bench --ignore=docs --ignore=build --ignore=node_modules
+messages: install-dev
+	$(BIN)/python manage.py makemessages -l ko $(MAKEMESSAGES)
+	$(BIN)/python manage.py makemessages -d djangojs -l ko $(MAKEMESSAGES)
 
 model: install
 	$(BIN)/python manage.py prepare_model

@@ -18,6 +18,9 @@ BASE_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # The tests read the pages' English wording, so the browser asks for English as its
+    # person's would (Accept-Language); tests of the Korean pages open a ko-KR context.
+    "--lang=en-US",
 ]
 
 

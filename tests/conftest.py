@@ -11,6 +11,24 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = Path(os.environ.get("EVAL_DIR") or REPO_ROOT.parent / "shared" / "eval")
 
 
+def pytest_configure(config) -> None:
+    # The pages are in Korean from the compiled catalogues (build output: `make install`
+    # compiles them); a bare `pytest` in a fresh checkout compiles them here, and it is a
+    # no-op while every .mo is newer than its .po. Servers the tests start read them too.
+    from sttproject.catalogues import compile_all
+
+    if compile_all():
+        # Django may have read the catalogues before they existed (at setup); it caches what
+        # it found, so it is told to read them again, as when LOCALE_PATHS changes.
+        import django.test.signals  # noqa: F401 - its receivers reset the translations
+        from django.conf import settings
+        from django.core.signals import setting_changed
+
+        setting_changed.send(
+            sender=None, setting="LOCALE_PATHS", value=settings.LOCALE_PATHS, enter=False
+        )
+
+
 def load_manifest() -> list[dict]:
     path = EVAL_DIR / "manifest.jsonl"
     if not path.exists():

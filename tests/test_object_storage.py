@@ -160,7 +160,11 @@ def unreachable(settings):
 def test_an_upload_while_the_store_does_not_answer_is_503_and_stores_nothing(unreachable, cast):
     token = Token.objects.create(user=cast.owner)
     api = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
-    response = api.post("/api/transcripts/", {"file": ContentFile(_wav_bytes(1.0), name="a.wav")})
+    response = api.post(
+        "/api/transcripts/",
+        {"file": ContentFile(_wav_bytes(1.0), name="a.wav")},
+        headers={"Accept-Language": "en"},
+    )
     assert response.status_code == 503, response.content
     assert response["Retry-After"] == "10" and "does not answer" in response.json()["error"]
     openai = api.post(

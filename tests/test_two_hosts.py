@@ -60,7 +60,7 @@ def test_health_and_the_status_page_list_workers_by_host(client, cast, settings)
         assert stt[central] == [f"stt-cpu@{central}"] and stt[gpu] == [f"stt-gpu0@{gpu}"]
         assert checks["queue:stt_partial"]["hosts"][gpu] == [f"stt-partial-gpu0@{gpu}"]
         client.force_login(cast.staff)
-        page = client.get("/status/").content.decode()
+        page = client.get("/status/", headers={"Accept-Language": "en"}).content.decode()
         assert "<th>Host</th>" in page
         for host, name, _queues in beats:
             assert f"<td>{host}</td><td>{name}</td>" in page

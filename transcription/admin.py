@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy
 
 from keywords.models import Keyword
 from transcription.models import Segment, Transcript
@@ -91,21 +91,15 @@ class TranscriptAdmin(admin.ModelAdmin):
         if done:
             self.message_user(
                 request,
-                ngettext(
-                    "Queued keyword extraction for %(count)d transcript.",
-                    "Queued keyword extraction for %(count)d transcripts.",
-                    len(done),
-                )
-                % {"count": len(done)},
+                _("Queued keyword extraction for %(count)d transcript(s).") % {"count": len(done)},
                 messages.SUCCESS,
             )
         if skipped:
             self.message_user(
                 request,
-                ngettext(
-                    "Skipped %(count)d transcript that is not done: keywords need the text first.",
-                    "Skipped %(count)d transcripts that are not done: keywords need the text first.",
-                    skipped,
+                _(
+                    "Skipped %(count)d transcript(s) that are not done: keywords need the text "
+                    "first."
                 )
                 % {"count": skipped},
                 messages.WARNING,
@@ -155,25 +149,20 @@ class TranscriptAdmin(admin.ModelAdmin):
         if queued:
             self.message_user(
                 request,
-                ngettext(
-                    "Queued re-transcription of %(count)d transcript.",
-                    "Queued re-transcription of %(count)d transcripts.",
-                    queued,
-                )
-                % {"count": queued},
+                _("Queued re-transcription of %(count)d transcript(s).") % {"count": queued},
                 messages.SUCCESS,
             )
         if no_audio:
             self.message_user(
                 request,
-                _("Skipped transcripts without stored audio (%(count)d): %(names)s")
+                _("Skipped %(count)d transcript(s) without stored audio: %(names)s")
                 % {"count": len(no_audio), "names": ", ".join(no_audio[:10])},
                 messages.WARNING,
             )
         if running:
             self.message_user(
                 request,
-                _("Skipped transcripts still being transcribed (%(count)d): %(names)s")
+                _("Skipped %(count)d transcript(s) still being transcribed: %(names)s")
                 % {"count": len(running), "names": ", ".join(running[:10])},
                 messages.WARNING,
             )

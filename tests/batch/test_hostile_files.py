@@ -80,8 +80,9 @@ def hours_of_opus(path, hours: float):
 
 
 def post(client, path):
+    # The refusals' wording is checked in English (the interface's default is Korean).
     with open(path, "rb") as handle:
-        return client.post("/api/transcripts/", {"file": handle})
+        return client.post("/api/transcripts/", {"file": handle}, headers={"Accept-Language": "en"})
 
 
 def test_a_wav_claiming_one_hertz_is_refused_at_upload(owner_client, media, tmp_path, eval_clip):

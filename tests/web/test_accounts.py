@@ -36,7 +36,11 @@ def test_login_page_signs_in(client, owner):
     assert 'name="csrfmiddlewaretoken"' in page.content.decode()
     response = client.post("/accounts/login/", {"username": "owner", "password": PASSWORD})
     assert response.status_code == 302 and response["Location"] == "/"
-    wrong = client.post("/accounts/login/", {"username": "owner", "password": "nope"})
+    wrong = client.post(
+        "/accounts/login/",
+        {"username": "owner", "password": "nope"},
+        headers={"Accept-Language": "en"},
+    )
     assert "did not match" in wrong.content.decode()
 
 
@@ -85,11 +89,18 @@ def test_rotating_the_token_ends_the_old_one(owner):
     assert api.get("/api/transcripts/", HTTP_AUTHORIZATION=f"Token {old}").status_code == 200
 
     csrf = browser.cookies["csrftoken"].value
-    response = browser.post("/account/", {"csrfmiddlewaretoken": csrf, "action": "rotate"})
+    response = browser.post(
+        "/account/",
+        {"csrfmiddlewaretoken": csrf, "action": "rotate"},
+        headers={"Accept-Language": "en"},
+    )
     assert response.status_code == 302 and response["Location"] == "/account/"
     new = Token.objects.get(user=owner).key
     assert new != old
-    assert "old one no longer works" in browser.get("/account/").content.decode()
+    assert (
+        "old one no longer works"
+        in browser.get("/account/", headers={"Accept-Language": "en"}).content.decode()
+    )
 
     # 403 rather than 401: DRF takes the challenge from the first authenticator (sessions).
     assert api.get("/api/transcripts/", HTTP_AUTHORIZATION=f"Token {old}").status_code in (
@@ -199,7 +210,12 @@ def test_rest_and_openai_uploads_share_one_budget_across_processes(eval_clip):
         assert rest_upload().status_code == 202
         assert rest_upload().status_code == 202
         assert rest_upload().status_code == 429
-        client = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0)
+        client = openai.OpenAI(
+            base_url=url + "/v1",
+            api_key=key,
+            max_retries=0,
+            default_headers={"Accept-Language": "en"},
+        )
         with pytest.raises(openai.RateLimitError) as caught, open(path, "rb") as audio:
             client.audio.transcriptions.create(model="whisper-1", file=audio)
         error = caught.value

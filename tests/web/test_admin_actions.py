@@ -22,6 +22,8 @@ CHANGELIST = "/admin/transcription/transcript/"
 @pytest.fixture
 def staff_client(client, cast):
     client.force_login(cast.staff)
+    # The admin's messages are checked in English; it follows the reader's language.
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     return client
 
 

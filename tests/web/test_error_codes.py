@@ -129,7 +129,7 @@ def test_openai_failures_are_400_or_500_by_the_code(cast, monkeypatch, code, err
 
     monkeypatch.setattr(openai_api, "_store", store_failed)
     token = Token.objects.create(user=cast.owner)
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token.key}", HTTP_ACCEPT_LANGUAGE="en")
     response = client.post(
         "/v1/audio/transcriptions",
         {"model": "whisper-1", "file": SimpleUploadedFile("clip.wav", b"RIFF")},

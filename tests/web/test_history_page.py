@@ -74,7 +74,7 @@ def test_history_filters_and_pagination(client, cast):
     old = make_transcript(cast.owner, texts=["옛날 이야기"], title="옛날")
     Transcript.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=30))
     client.force_login(cast.owner)
-    first = client.get("/history/").content.decode()
+    first = client.get("/history/", headers={"Accept-Language": "en"}).content.decode()
     assert "27 transcripts" in first and "Page 1 of 2" in first and "생방송" in first
     assert first.index("생방송") < first.index("t24") < first.index("t06")  # newest first
     second = client.get("/history/", {"page": 2}).content.decode()
@@ -84,7 +84,9 @@ def test_history_filters_and_pagination(client, cast):
     assert "생방송" in client.get("/history/", {"category": "서비스"}).content.decode()
     week_ago = (timezone.localdate() - dt.timedelta(days=7)).isoformat()
     assert "옛날" not in client.get("/history/", {"date_from": week_ago}).content.decode()
-    searched = client.get("/history/", {"q": "판교", "page": 2}).content.decode()
+    searched = client.get(
+        "/history/", {"q": "판교", "page": 2}, headers={"Accept-Language": "en"}
+    ).content.decode()
     assert "25 transcripts" in searched and "t00" in searched
     # The page links keep the search.
     assert "q=%ED%8C%90%EA%B5%90&amp;page=1" in searched

@@ -17,6 +17,12 @@ pytestmark = pytest.mark.django_db
 LOGIN = "/accounts/login/"
 
 
+@pytest.fixture
+def client() -> Client:
+    # The answers' wording is checked in English; a browser without a choice gets Korean.
+    return Client(headers={"Accept-Language": "en"})
+
+
 def sign_in(client: Client, username: str, password: str, address: str = "192.0.2.10"):
     return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=address)
 

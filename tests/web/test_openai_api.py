@@ -50,7 +50,14 @@ def api_user(transactional_db):
 
 def client_for(url: str, key: str) -> openai.OpenAI:
     # No retries: a test must see the first answer, and a retried upload would transcribe twice.
-    return openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=300)
+    # The messages' wording is checked in English (Korean is the default).
+    return openai.OpenAI(
+        base_url=url + "/v1",
+        api_key=key,
+        max_retries=0,
+        timeout=300,
+        default_headers={"Accept-Language": "en"},
+    )
 
 
 @pytest.fixture
@@ -168,7 +175,7 @@ def test_bad_parameters_are_bad_requests(web, api_user, client, eval_clip):
     # The openai package will not send a request without a file; a plain form can.
     response = httpx.post(
         web + "/v1/audio/transcriptions",
-        headers={"Authorization": f"Bearer {api_user[1]}"},
+        headers={"Authorization": f"Bearer {api_user[1]}", "Accept-Language": "en"},
         data={"model": "whisper-1"},
     )
     assert response.status_code == 400

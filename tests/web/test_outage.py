@@ -45,13 +45,13 @@ def _json_503(response) -> dict:
 
 @pytest.mark.parametrize("scheme", ["Token", "Bearer"])
 def test_database_down_is_a_json_503_from_the_rest_api(token, database_down, scheme):
-    client = Client(raise_request_exception=False)
+    client = Client(raise_request_exception=False, HTTP_ACCEPT_LANGUAGE="en")
     response = client.get("/api/transcripts/", HTTP_AUTHORIZATION=f"{scheme} {token}")
     assert "database is unavailable" in _json_503(response)["error"]
 
 
 def test_database_down_is_a_json_503_in_openais_shape_from_v1(token, database_down):
-    client = Client(raise_request_exception=False)
+    client = Client(raise_request_exception=False, HTTP_ACCEPT_LANGUAGE="en")
     response = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {token}")
     error = _json_503(response)["error"]
     assert error["type"] == "server_error" and "database" in error["message"]
@@ -71,6 +71,7 @@ def test_redis_down_is_a_json_503_from_the_api():
         try:
             _json_redis_view(request)
         except redis.ConnectionError as exc:
+            # Called without LocaleMiddleware: the wording is checked in English.
             with translation.override("en"):
                 response = middleware.process_exception(request, exc)
         body = _json_503(response)

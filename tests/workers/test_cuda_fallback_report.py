@@ -118,7 +118,7 @@ def test_config_health_and_status_page_show_the_fallback(
     assert health.status_code == 200, health.json()
 
     client.force_login(cast.staff)
-    page = client.get("/status/").content.decode()
+    page = client.get("/status/", headers={"Accept-Language": "en"}).content.decode()
     assert "has a GPU but runs Whisper on the CPU (int8)" in page
     assert "libcublas.so.12 is not found" in page and "Troubleshooting" in page
     assert "cpu (CUDA failed)" in page and GPU_NAME in page
