@@ -34,6 +34,11 @@ def compile_catalogue(po_path: Path, *, force: bool = False) -> bool:
     try:
         catalogue.save_as_mofile(tmp)
         os.chmod(tmp, 0o644)
+        # Never older than its source, even when the .po's time is ahead of the clock (a
+        # checkout from another machine): otherwise it would be compiled at every start.
+        source_time = po_path.stat().st_mtime
+        if os.stat(tmp).st_mtime < source_time:
+            os.utime(tmp, (source_time, source_time))
         os.replace(tmp, mo_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

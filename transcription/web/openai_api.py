@@ -39,7 +39,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.urls import reverse
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authtoken.models import Token
 
@@ -120,7 +120,7 @@ async def authenticate(request: HttpRequest):
     if scheme.lower() not in ("bearer", "token") or not key:
         raise OpenAIError(
             401,
-            _(
+            gettext(
                 "You didn't provide an API key. Send 'Authorization: Bearer <token>' with the "
                 "API token from your account page (/account/)."
             ),
@@ -131,7 +131,7 @@ async def authenticate(request: HttpRequest):
     if token is None or not token.user.is_active:
         raise OpenAIError(
             401,
-            _(
+            gettext(
                 "Incorrect API key provided: %(key)s. Your API token is on your account page "
                 "(/account/)."
             )
@@ -157,10 +157,12 @@ def _parse_body(request: HttpRequest) -> tuple[dict[str, Any], Any]:
         }
         return fields, request.FILES.get("file")
     except (RequestDataTooBig, TooManyFieldsSent) as exc:
-        raise OpenAIError(413, _("The request is too large: %(reason)s") % {"reason": exc}) from exc
+        raise OpenAIError(
+            413, gettext("The request is too large: %(reason)s") % {"reason": exc}
+        ) from exc
     except MultiPartParserError as exc:
         raise OpenAIError(
-            400, _("Could not parse the multipart form: %(reason)s") % {"reason": exc}
+            400, gettext("Could not parse the multipart form: %(reason)s") % {"reason": exc}
         ) from exc
 
 
@@ -172,7 +174,7 @@ def _language(value: str) -> str:
     if value != "auto" and value not in WHISPER_LANGUAGES:
         raise OpenAIError(
             400,
-            _(
+            gettext(
                 "Unsupported language %(language)s: use an ISO-639-1 code such as ko or en, "
                 "or leave it out to detect the language."
             )
@@ -187,14 +189,14 @@ def _validate(fields: dict[str, Any], upload) -> dict[str, Any]:
     if upload is None:
         raise OpenAIError(
             400,
-            _("No file: send the recording as the multipart field 'file'."),
+            gettext("No file: send the recording as the multipart field 'file'."),
             param="file",
         )
     response_format = (fields["response_format"] or "json").strip().lower()
     if response_format not in RESPONSE_FORMATS:
         raise OpenAIError(
             400,
-            _("Unsupported response_format %(value)s: choose one of %(choices)s.")
+            gettext("Unsupported response_format %(value)s: choose one of %(choices)s.")
             % {"value": repr(fields["response_format"]), "choices": ", ".join(RESPONSE_FORMATS)},
             param="response_format",
         )
@@ -203,7 +205,7 @@ def _validate(fields: dict[str, Any], upload) -> dict[str, Any]:
     if unknown:
         raise OpenAIError(
             400,
-            _("Unsupported timestamp_granularities %(value)s: choose word and/or segment.")
+            gettext("Unsupported timestamp_granularities %(value)s: choose word and/or segment.")
             % {"value": unknown},
             param="timestamp_granularities",
         )
@@ -215,14 +217,14 @@ def _validate(fields: dict[str, Any], upload) -> dict[str, Any]:
         if not 0.0 <= temperature <= 1.0:
             raise OpenAIError(
                 400,
-                _("temperature must be a number from 0 to 1, got %(value)s.")
+                gettext("temperature must be a number from 0 to 1, got %(value)s.")
                 % {"value": repr(fields["temperature"])},
                 param="temperature",
             )
     if fields["stream"].strip().lower() in ("true", "1"):
         raise OpenAIError(
             400,
-            _("Streaming is not supported here: leave out stream (or send stream=false)."),
+            gettext("Streaming is not supported here: leave out stream (or send stream=false)."),
             param="stream",
         )
     return {
@@ -258,7 +260,7 @@ def _store(upload, user, language: str) -> Transcript:
             ) from exc
         raise OpenAIError(
             exc.status_code,
-            _(
+            gettext(
                 "Invalid file format. %(reason)s. Send an audio or video file "
                 "(flac, m4a, mp3, mp4, ogg, wav, webm, …)."
             )
@@ -275,7 +277,7 @@ async def _wait(transcript: Transcript, timeout_s: float) -> dict[str, Any]:
         row = await Transcript.objects.filter(pk=transcript.pk).values("status", "error").afirst()
         if row is None:
             raise OpenAIError(
-                500, _("The transcript was deleted before it was done."), type="server_error"
+                500, gettext("The transcript was deleted before it was done."), type="server_error"
             )
         if row["status"] in finished:
             return row
@@ -283,7 +285,7 @@ async def _wait(transcript: Transcript, timeout_s: float) -> dict[str, Any]:
             url = reverse("api-transcript-detail", args=[transcript.pk])
             raise OpenAIError(
                 504,
-                _(
+                gettext(
                     "The transcription is still %(status)s after %(timeout)s s; it goes on and "
                     "is stored as transcript %(id)s: fetch it from %(url)s"
                 )
@@ -317,7 +319,7 @@ def _failure(transcript: Transcript) -> OpenAIError:
     ours = transcript.error_code not in CLIENT_FAULTS
     return OpenAIError(
         500 if ours else 400,
-        _("Transcription failed: %(error)s") % {"error": transcript.error},
+        gettext("Transcription failed: %(error)s") % {"error": transcript.error},
         type="server_error" if ours else "invalid_request_error",
         param=None if ours else "file",
         headers={"x-should-retry": "false"},
@@ -409,7 +411,7 @@ def _answer(
 def _method_not_allowed(allowed: str) -> JsonResponse:
     error = OpenAIError(
         405,
-        _("Method not allowed: use %(method)s.") % {"method": allowed},
+        gettext("Method not allowed: use %(method)s.") % {"method": allowed},
         headers={"Allow": allowed},
     )
     return error.response()
@@ -477,7 +479,7 @@ async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
         if model_id not in model_ids():
             raise OpenAIError(
                 404,
-                _("The model '%(model)s' does not exist; this server offers %(models)s.")
+                gettext("The model '%(model)s' does not exist; this server offers %(models)s.")
                 % {"model": model_id, "models": ", ".join(model_ids())},
                 param="model",
                 code="model_not_found",
