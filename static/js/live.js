@@ -138,7 +138,11 @@
       case "stopped": setConn("stopped"); break;
       case "error":
         console.warn("server error", e.code, e.message);
-        if (e.code === "too_many_sessions") stop();
+        if (e.code === "too_many_sessions") {
+          stop();
+          showBanner(gettext("Too many live sessions are running."),
+                     gettext("Stop one in another tab or window, or wait a minute, then press Start again."));
+        }
         // Another tab or window resumed this session: this one stops and does not reconnect.
         if (e.code === "taken_over") { state.socket = null; stop(); setConn("continued elsewhere"); }
         break;

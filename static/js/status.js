@@ -10,12 +10,6 @@
   const PERIOD_MS = 10000;
   let timer = 0;
 
-  function clock() {
-    const now = new Date();
-    return [now.getHours(), now.getMinutes(), now.getSeconds()]
-      .map((n) => String(n).padStart(2, "0"))
-      .join(":");
-  }
 
   async function refresh() {
     let html;
@@ -27,13 +21,16 @@
       updated.textContent = gettext("Could not update: the server did not answer. The figures above are older; it tries again by itself.");
       return;
     }
-    const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("status-body");
+    const doc = new DOMParser().parseFromString(html, "text/html");
+    const fresh = doc.getElementById("status-body");
     if (!fresh) return;
     const before = document.getElementById("health").textContent;
     body.replaceChildren(...fresh.childNodes);
     const after = document.getElementById("health").textContent;
     if (after !== before) announce.textContent = interpolate(gettext("Platform status: %s"), [after]);
-    updated.textContent = interpolate(gettext("Updated at %s"), [clock()]);
+    // The server's time, in the pages' time zone like every time shown.
+    const stamp = doc.getElementById("updated");
+    if (stamp) updated.textContent = stamp.textContent;
   }
 
   function schedule() {

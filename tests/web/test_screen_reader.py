@@ -101,6 +101,14 @@ def test_live_box_announces_finals_not_partials(tmp_path):
         sent = page.evaluate("window.__sockets[0].sent[0]")
         assert json.loads(sent)["type"] == "start"
 
+        # Refused for too many sessions: the page says so, and what to do, in its alert.
+        deliver(page, {"type": "error", "code": "too_many_sessions", "message": "limit"})
+        banner = page.locator("#mic-banner[role=alert]")
+        banner.wait_for(state="visible")
+        assert "Too many live sessions are running." in banner.text_content()
+        assert "then press Start again" in banner.text_content()
+        assert page.locator("#start").is_enabled()
+
 
 def test_status_page_updates_in_place(tmp_path):
     staff = make_user("operator", staff=True)
