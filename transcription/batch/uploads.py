@@ -22,12 +22,26 @@ from django.utils.translation import ngettext
 from transcription import storage
 from transcription.batch import turns
 from transcription.models import Transcript
-from transcription.speech.audio import NotAudioError, format_duration, probe_audio
+from transcription.speech.audio import NotAudioError, probe_audio
 from transcription.speech.languages import WHISPER_LANGUAGES
 from workers import metrics
 
 log = logging.getLogger(__name__)
 STORE_RETRY_S = 10
+
+
+def format_duration(seconds: float) -> str:
+    """``2 h 30 min``, ``1 min 40 s``, ``9 s`` in the reader's language (``2시간 30분``); the
+    same rounding as ``speech.audio.format_duration``, which the workers' messages use."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [_("%(count)d h") % {"count": hours}] if hours else []
+    if minutes:
+        parts.append(_("%(count)d min") % {"count": minutes})
+    if secs and not hours or not parts:
+        parts.append(_("%(count)d s") % {"count": secs})
+    return " ".join(parts)
 
 
 class UploadRejected(Exception):

@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
-from transcription.speech.audio import format_duration
+from transcription.batch.uploads import format_duration
 from transcription.web.openai_api import model_ids
 
 
