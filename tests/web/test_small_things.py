@@ -11,11 +11,13 @@ from urllib.parse import unquote
 
 import pytest
 from django.test import Client, RequestFactory
+from django.urls import path
 from django.utils import translation
 from django.views.defaults import server_error
 from rest_framework.authtoken.models import Token
 
 from keywords.models import Category
+from sttproject import urls as project_urls
 from tests.factories import make_keyword, make_transcript
 from transcription.batch.uploads import UploadRejected, about_minutes, check_language
 from transcription.models import Transcript
@@ -131,13 +133,41 @@ def test_favicon_before_sign_in(client):
 def test_a_missing_page_is_the_styled_404(cast, settings):
     settings.DEBUG = False
     client = english_client(cast.owner)
-    for path in ("/no-such-page/", f"/transcripts/{make_transcript(cast.other).pk}/"):
-        response = client.get(path)
+    for address in ("/no-such-page/", f"/transcripts/{make_transcript(cast.other).pk}/"):
+        response = client.get(address)
         assert response.status_code == 404
         page = response.content.decode()
         assert "<h1>Page not found</h1>" in page
         assert 'class="topbar"' in page and "/static/css/app.css" in page
         assert 'href="/history/"' in page
+
+
+@pytest.mark.django_db
+def test_a_page_for_staff_is_the_styled_403(cast, settings):
+    settings.DEBUG = False
+    response = english_client(cast.owner).get("/status/")
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "<h1>Not allowed</h1>" in page and "The status page is for staff." in page
+    assert 'class="topbar"' in page
+
+
+def boom(request):
+    raise RuntimeError("a bug")
+
+
+urlpatterns = [path("boom/", boom), *project_urls.urlpatterns]
+
+
+@pytest.mark.django_db
+@pytest.mark.urls(__name__)
+def test_a_failing_view_answers_the_styled_500(cast, settings):
+    settings.DEBUG = False
+    client = english_client(cast.owner)
+    client.raise_request_exception = False
+    response = client.get("/boom/")
+    assert response.status_code == 500
+    assert "<h1>Something went wrong</h1>" in response.content.decode()
 
 
 def test_the_500_page_renders_without_a_database_or_request(settings):
