@@ -135,7 +135,15 @@
       const segment = segments.find((s) => s.el === el);
       if (segment) playFrom(segment.start, el, null);
     });
-    // The keyboard plays a segment through its time button (Enter or Space click it).
+    list.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" && event.key !== " ") return;
+      const el = event.target.closest(".segment");
+      const segment = el && segments.find((s) => s.el === el);
+      if (segment) {
+        event.preventDefault();
+        playFrom(segment.start, el, null);
+      }
+    });
     player.addEventListener("timeupdate", follow);
     player.addEventListener("seeked", follow);
     player.addEventListener("playing", () => {
@@ -190,18 +198,17 @@
     li.dataset.index = String(data.index);
     li.dataset.start = start.toFixed(3);
     li.dataset.end = end.toFixed(3);
-    // With a recording, the time is the segment's play button (a list item cannot be one).
-    const time = document.createElement(player ? "button" : "span");
-    if (player) {
-      time.type = "button";
-      time.className = "time seek";
-      time.title = interpolate(gettext("Play from %s s"), [start.toFixed(1)]);
-    } else {
-      time.className = "time muted";
-    }
+    const time = document.createElement("span");
+    time.className = "time muted";
     time.textContent = start.toFixed(1) + "–" + end.toFixed(1);
     const text = document.createElement("span");
     text.className = "text";
+    if (player) {
+      // The text is the play button, as the server renders it.
+      text.tabIndex = 0;
+      text.setAttribute("role", "button");
+      text.title = interpolate(gettext("Play from %s s"), [start.toFixed(1)]);
+    }
     fillText(text, data.text, data.words);
     li.append(time, " ", text);
     const next = Array.from(list.querySelectorAll(".segment")).find(
