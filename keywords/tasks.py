@@ -40,12 +40,15 @@ def extract_transcript_keywords(transcript_id: str) -> int:
     max_retries=3,
     retry_backoff=2,
 )
-def extract_segment_keywords(segment_id: int) -> int:
+def extract_segment_keywords(segment_id: int, live_events: bool = True) -> int:
+    """``live_events=False`` for a segment a person corrected: a live session's numbered
+    events end with ``stopped``, and keywords of a correction made later must not follow
+    it (while a stream's own finals' keywords are what its stop waits for)."""
     segment = Segment.objects.select_related("transcript").filter(pk=segment_id).first()
     if segment is None:
         return 0
     rows = services.extract_for_segment(segment)
-    live = segment.transcript.source == Transcript.Source.LIVE
+    live = live_events and segment.transcript.source == Transcript.Source.LIVE
     ProgressNotifier(segment.transcript_id, live=live).keywords(
         [{"word": k.word, "category": k.category, "importance": k.importance} for k in rows],
         segment_id=segment.pk,

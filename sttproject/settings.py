@@ -27,6 +27,7 @@ from sttproject.env import (
     parse_database_url,
     parse_storage_url,
 )
+from transcription.speech.diarization import parse_setting as diarization_setting
 from workers.embedded import embedded_database_url, embedded_redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -283,6 +284,12 @@ VLLM_MODEL = envstr("VLLM_MODEL", "Qwen/Qwen2.5-7B-Instruct")
 VLLM_API_KEY = envstr("VLLM_API_KEY", "EMPTY")
 VLLM_TIMEOUT_S = envfloat("VLLM_TIMEOUT_S", 20.0, minimum=0.5, maximum=600)
 KEYWORD_BACKEND = envchoice("KEYWORD_BACKEND", "auto", ("auto", "vllm", "embedded"))
+
+# --- Speakers ---------------------------------------------------------------------
+# Automatic speaker labels for uploads: "none" (the default), or the dotted path of a backend
+# class (transcription/speech/diarization.py says what it must offer); loaded when a stt
+# worker starts, so a wrong path stops it with a message.
+DIARIZATION_BACKEND = diarization_setting(envstr("DIARIZATION_BACKEND", "none"))
 
 # --- Uploads and files ------------------------------------------------------------
 MEDIA_ROOT = DATA_DIR / "media"

@@ -27,6 +27,9 @@ DOMAINS = ("django", "djangojs")
 # What makemessages reads: the pages, their scripts and the Python that people's text is in.
 SOURCES = ("templates", "static", "sttproject", "transcription", "keywords", "workers", "locale")
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|%[sd]")
+# Markup inside a translated sentence (links, <strong>, <code>, the status page's Flower link
+# that a script finds by id) must come through whole.
+TAG = re.compile(r"<[^>]+>")
 
 
 def untranslated(catalogue: polib.POFile) -> list[str]:
@@ -91,14 +94,13 @@ def test_the_committed_catalogue_is_current(refreshed, domain):
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
-def test_translations_keep_the_placeholders(domain):
+def test_translations_keep_the_placeholders_and_markup(domain):
     for entry in polib.pofile(str(CATALOGUES / f"{domain}.po")):
         texts = list(entry.msgstr_plural.values()) if entry.msgid_plural else [entry.msgstr]
         for text in texts:
-            assert sorted(PLACEHOLDER.findall(text)) == sorted(PLACEHOLDER.findall(entry.msgid)), (
-                entry.msgid,
-                text,
-            )
+            for pattern in (PLACEHOLDER, TAG):
+                found, expected = pattern.findall(text), pattern.findall(entry.msgid)
+                assert sorted(found) == sorted(expected), (entry.msgid, text)
 
 
 def test_the_compiler_writes_what_gettext_reads_and_skips_current_files(tmp_path):

@@ -13,15 +13,25 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from keywords.models import Keyword
-from transcription.models import Segment, Transcript
+from transcription.editing import note_correction
+from transcription.models import Segment, Speaker, Transcript
 
 
 class SegmentInline(admin.TabularInline):
     model = Segment
     extra = 0
     fields = ("index", "start", "end", "text", "avg_logprob", "no_speech_prob")
+    # Corrected on the segment's own page (or the transcript page), where a correction is
+    # recorded as one; here the text is shown only.
+    readonly_fields = ("text",)
     ordering = ("index",)
     show_change_link = True
+
+
+class SpeakerInline(admin.TabularInline):
+    model = Speaker
+    extra = 0
+    fields = ("label", "name")
 
 
 class KeywordInline(admin.TabularInline):
@@ -51,7 +61,7 @@ class TranscriptAdmin(admin.ModelAdmin):
     # transcript's audio view, never edited or linked by its path.
     exclude = ("audio",)
     raw_id_fields = ("owner",)
-    inlines = (SegmentInline, KeywordInline)
+    inlines = (SpeakerInline, SegmentInline, KeywordInline)
     list_select_related = ("owner",)
 
     def get_queryset(self, request):
@@ -173,4 +183,11 @@ class SegmentAdmin(admin.ModelAdmin):
     list_display = ("transcript", "index", "start", "end", "text")
     search_fields = ("text",)
     list_select_related = ("transcript",)
-    raw_id_fields = ("transcript",)
+    raw_id_fields = ("transcript", "speaker")
+    # An operator's correction is recorded as one on the transcript page is (editing.py).
+    readonly_fields = ("original_text", "version", "edited_at", "edited_by")
+
+    def save_model(self, request, obj, form, change):
+        if change and "text" in form.changed_data:
+            note_correction(obj, form.initial.get("text", ""), request.user)
+        super().save_model(request, obj, form, change)

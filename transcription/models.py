@@ -109,8 +109,48 @@ class Transcript(models.Model):
         return " ".join(segment.text for segment in self.segments.all())
 
 
+class Speaker(models.Model):
+    """Someone who speaks in a transcript: a machine label a diarization backend wrote
+    (``S1``), a name people gave, or both. Segments point to it; renaming the speaker renames
+    every segment's."""
+
+    transcript = models.ForeignKey(Transcript, on_delete=models.CASCADE, related_name="speakers")
+    label = models.CharField(
+        max_length=32, blank=True, help_text="As a diarization backend wrote it (S1), or blank"
+    )
+    name = models.CharField(max_length=100, blank=True, help_text="What people call them")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["transcript", "id"]
+        constraints = [
+            # A backend's label and a person's name each mean one speaker of the transcript.
+            models.UniqueConstraint(
+                fields=["transcript", "label"],
+                condition=~models.Q(label=""),
+                name="speaker_unique_label",
+            ),
+            models.UniqueConstraint(
+                fields=["transcript", "name"],
+                condition=~models.Q(name=""),
+                name="speaker_unique_name",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(label="", name=""), name="speaker_label_or_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.label
+
+
 class Segment(models.Model):
-    """A stretch of speech with its text and Whisper's own evidence for it."""
+    """A stretch of speech with its text and Whisper's own evidence for it.
+
+    People may correct ``text``: the machine's text is then kept in ``original_text`` (set
+    on the first edit, never changed after; ``edited_at`` is null until then) and ``version``
+    counts the
+    edits, so that two people editing the same version cannot overwrite each other."""
 
     transcript = models.ForeignKey(Transcript, on_delete=models.CASCADE, related_name="segments")
     index = models.PositiveIntegerField(help_text="Position in the transcript, from 0")
@@ -121,6 +161,22 @@ class Segment(models.Model):
     no_speech_prob = models.FloatField(null=True, blank=True)
     words = models.JSONField(
         null=True, blank=True, help_text='Optional [{"word", "start", "end", "probability"}]'
+    )
+    original_text = models.TextField(
+        blank=True, help_text="The machine's text, kept on the first edit (see edited_at)"
+    )
+    version = models.PositiveIntegerField(default=0, help_text="Edits of the text so far")
+    # Null: never edited (the machine's text could be empty, so original_text cannot say).
+    edited_at = models.DateTimeField(null=True, blank=True, help_text="Last correction")
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    speaker = models.ForeignKey(
+        Speaker, null=True, blank=True, on_delete=models.SET_NULL, related_name="segments"
     )
     # Search (transcription/search.py): the Hangul bigrams and Latin words of ``text`` as a
     # tsvector, computed in Python on every save; GIN-indexed.
@@ -152,3 +208,7 @@ class Segment(models.Model):
         if "search_vector" not in self.__dict__:
             self.search_vector = ""
         super().save(*args, **kwargs)
+
+    @property
+    def edited(self) -> bool:
+        return self.edited_at is not None

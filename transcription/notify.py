@@ -8,7 +8,8 @@ must never fail a transcription.
 serves one: the batch pipeline's ``segments`` events and the web's REST payloads
 (transcription/web/payloads.py) are built from this one function. It carries the segment's
 word timings (``words``: ``[{"word", "start", "end", "probability"}]`` or null) unless asked
-not to: search hits, many to a page, leave them out.
+not to: search hits, many to a page, leave them out. ``speaker`` is the id of one of the
+transcript's speakers (its ``speakers`` list names them), or null.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def segment_payload(segment: Segment, *, words: bool = True) -> dict[str, Any]:
         "start": segment.start,
         "end": segment.end,
         "text": segment.text,
+        # A person's correction: the machine's text beside it (null: never edited), and the
+        # version an edit must name (transcription/editing.py).
+        "original_text": segment.original_text if segment.edited else None,
+        "edited": segment.edited,
+        "version": segment.version,
+        "speaker": segment.speaker_id,
     }
     if words:
         data["words"] = segment.words

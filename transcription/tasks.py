@@ -15,6 +15,7 @@ from transcription.batch.meter import UploadMeter
 from transcription.batch.pipeline import fail, transcribe_transcript
 from transcription.models import Transcript
 from transcription.notify import ProgressNotifier
+from transcription.speech import diarization
 from transcription.storage import StorageUnavailable, claim_cache
 from workers.queues import Queue, waiting
 
@@ -26,6 +27,13 @@ def _claim_audio_cache(sender=None, **_kwargs) -> None:
     """A worker's folder of local audio copies, emptied of what a killed run left there
     (before its pool starts: the pool's processes inherit the folder)."""
     claim_cache(getattr(sender, "hostname", "") or "worker")
+
+
+@signals.worker_init.connect
+def _load_diarization(sender=None, **_kwargs) -> None:
+    """A wrong DIARIZATION_BACKEND stops the worker at start, naming the variable, instead of
+    failing every upload it would take."""
+    diarization.check()
 
 
 @shared_task(

@@ -43,6 +43,18 @@
     words.sort((a, b) => a.start - b.start);
   }
   indexSegments();
+  // transcript-edit.js changes a segment's text (and so its words): find them again.
+  list.addEventListener("segments-changed", () => {
+    indexSegments();
+    if (player) follow();
+  });
+
+  // Clicks and keys on a segment's own controls (edit, select, the editor) are theirs.
+  function onControl(target) {
+    return Boolean(
+      target.closest("button, input, textarea, a, .editor, .original, .segment-error")
+    );
+  }
 
   function mark(el) {
     if (el === playing) return;
@@ -125,7 +137,7 @@
   if (player) {
     list.addEventListener("click", (event) => {
       const el = event.target.closest(".segment");
-      if (!el) return;
+      if (!el || onControl(event.target) || el.classList.contains("editing")) return;
       const wordEl = event.target.closest(".word");
       const word = wordEl && words.find((w) => w.el === wordEl);
       if (word) {
@@ -137,6 +149,7 @@
     });
     list.addEventListener("keydown", (event) => {
       if (event.key !== "Enter" && event.key !== " ") return;
+      if (onControl(event.target)) return;
       const el = event.target.closest(".segment");
       const segment = el && segments.find((s) => s.el === el);
       if (segment) {

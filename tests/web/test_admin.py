@@ -6,7 +6,7 @@ import pytest
 
 from keywords.models import Category, Keyword
 from tests.factories import PASSWORD, make_keyword, make_transcript
-from transcription.models import Segment, Transcript
+from transcription.models import Segment, Speaker, Transcript
 
 pytestmark = pytest.mark.django_db
 
@@ -46,11 +46,13 @@ def test_changelists_list_each_model(staff_client, cast):
 def test_transcript_page_shows_segments_and_keywords_inline(staff_client, cast):
     transcript = make_transcript(cast.owner, texts=["첫 번째 문장", "두 번째 문장"])
     make_keyword(transcript, "문장", Category.OTHER, 0.4)
+    Speaker.objects.create(transcript=transcript, label="S1", name="김민수")
     page = staff_client.get(
         f"/admin/transcription/transcript/{transcript.pk}/change/"
     ).content.decode()
     assert "첫 번째 문장" in page and "두 번째 문장" in page
     assert 'value="문장"' in page
+    assert 'value="S1"' in page and 'value="김민수"' in page  # speakers, to rename there
 
 
 def test_the_recording_plays_through_the_audio_view_not_a_media_path(
@@ -107,7 +109,14 @@ def test_staff_can_fix_a_segment_text(staff_client, cast):
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert Segment.objects.get(pk=segment.pk).text == "바르게 고친 문장"
+    fixed = Segment.objects.get(pk=segment.pk)
+    assert fixed.text == "바르게 고친 문장"
+    # Recorded as a correction, as on the transcript page: the machine's text kept.
+    assert (fixed.original_text, fixed.version, fixed.edited_by) == (
+        "잘못 들린 문장",
+        1,
+        cast.staff,
+    )
 
 
 def test_keyword_category_can_be_corrected(staff_client, cast):

@@ -424,6 +424,10 @@ def test_schema_is_valid_openapi_and_documents_every_endpoint(owner_client):
         ("/api/transcripts/{id}/export", {"get"}),
         ("/api/segments/", {"get"}),
         ("/api/keywords/", {"get"}),
+        ("/api/segments/{id}/", {"get", "patch"}),
+        ("/api/transcripts/{id}/speakers/", {"get", "post"}),
+        ("/api/transcripts/{id}/speakers/{speaker_id}/", {"patch", "delete"}),
+        ("/api/transcripts/{id}/speakers/assign", {"post"}),
     ]:
         assert methods <= set(paths[path]), path
     params = {p["name"] for p in paths["/api/transcripts/"]["get"]["parameters"]}
@@ -439,6 +443,14 @@ def test_schema_is_valid_openapi_and_documents_every_endpoint(owner_client):
     assert export["max_duration"]["schema"]["type"] == "number"
     page = schema["components"]["schemas"]["PaginatedTranscriptListItemList"]
     assert {"count", "count_exact", "next", "previous", "results"} <= set(page["properties"])
+    edit = paths["/api/segments/{id}/"]["patch"]
+    assert {"200", "400", "404", "409"} <= set(edit["responses"])
+    conflict = edit["responses"]["409"]["content"]["application/json"]["schema"]["$ref"]
+    conflict_fields = schema["components"]["schemas"][conflict.rsplit("/", 1)[1]]["properties"]
+    assert {"error", "code", "text", "version", "edited_by"} <= set(conflict_fields)
+    segment = schema["components"]["schemas"]["Segment"]["properties"]
+    assert {"original_text", "edited", "version", "speaker"} <= set(segment)
+    assert "speakers" in schema["components"]["schemas"]["TranscriptDetail"]["properties"]
     schemes = schema["components"]["securitySchemes"]
     assert {"cookieAuth", "tokenAuth", "bearerAuth"} <= set(schemes)
 

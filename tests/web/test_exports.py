@@ -151,6 +151,9 @@ def test_json_has_metadata_segments_and_keywords():
         "start": 3661.001,
         "end": 3665.5,
         "text": "한 시간이 지났습니다",
+        "speaker": None,
+        "edited": False,
+        "original_text": None,
     }
     assert document["keywords"] == [
         {"word": "커피", "category": "제품", "importance": 0.9},

@@ -13,6 +13,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from tests.browser import chromium, sign_in
+from tests.conftest import REPO_ROOT
 from tests.factories import PASSWORD, make_transcript, make_user
 from tests.servers import running_web
 
@@ -244,3 +245,15 @@ def test_a_person_switches_to_english_before_signing_in_and_it_stays(tmp_path):
         assert page.url == url + "/upload/"
         assert page.locator("h1").inner_text() == "녹음 파일 업로드"
         assert errors == []
+
+
+def test_no_template_comment_spans_lines():
+    # Django's {# #} ends at the line's end: a two-line one is printed on the page as text
+    # (the header showed one on every page); {% comment %} is the multi-line form.
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for path in sorted((REPO_ROOT / "templates").rglob("*.html"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if line.count("{#") != line.count("#}")
+    ]
+    assert not offenders, offenders

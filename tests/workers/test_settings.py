@@ -161,6 +161,7 @@ BAD_VALUES = [
     ("WHISPER_DEVICE", "gpu"),
     ("WHISPER_COMPUTE_TYPE", "int3"),
     ("KEYWORD_BACKEND", "openai"),
+    ("DIARIZATION_BACKEND", "pyannote 3.1"),
     ("VAD_THRESHOLD", "2"),
     ("VAD_MIN_SILENCE_MS", "soon"),
     ("DEBUG", "perhaps"),

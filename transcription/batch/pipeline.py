@@ -26,9 +26,11 @@ from django.utils import timezone
 
 from transcription import storage
 from transcription.batch.windows import AudioWindows, cut_point
+from transcription.editing import machine_fields
 from transcription.models import Segment, Transcript
 from transcription.notify import NullNotifier, ProgressNotifier, segment_payload
-from transcription.speech import engine
+from transcription.speakers import apply_labels
+from transcription.speech import diarization, engine
 from transcription.speech.audio import (
     AudioDecodeError,
     AudioTooLongError,
@@ -181,6 +183,8 @@ def transcribe_transcript(
             finished = _transcribe_file(
                 transcript, source, notifier, on_progress, deadline, yield_while
             )
+            if finished:
+                _diarize(transcript, source)
     except StorageUnavailable:
         # The store is down, not the file bad: the job goes back to the queue as it was, and
         # the task tries again later (tasks.py).
@@ -206,6 +210,27 @@ def transcribe_transcript(
         on_progress(1.0)
     transcript.refresh_from_db()
     return transcript
+
+
+def _diarize(transcript: Transcript, source) -> None:
+    """Speaker labels from DIARIZATION_BACKEND (speech/diarization.py), once every segment
+    is stored: the one place a backend is called. One that fails costs the labels, never the
+    transcript."""
+    if diarization.backend() is None:
+        return
+    rows = list(transcript.segments.order_by("index").values_list("pk", "start", "end"))
+    if hasattr(source, "seek"):
+        source.seek(0)  # an open file the decoder has read to its end
+    try:
+        labels = diarization.label_spans(source, [(start, end) for _pk, start, end in rows])
+    except Exception:  # noqa: BLE001 - a third-party backend; see the docstring
+        log.exception("transcript %s: diarization failed; no speaker labels", transcript.pk)
+        return
+    if labels:
+        count = apply_labels(
+            transcript, dict(zip([pk for pk, _s, _e in rows], labels, strict=True))
+        )
+        log.info("transcript %s: %d segments labelled by speaker", transcript.pk, count)
 
 
 def _release(transcript: Transcript) -> None:
@@ -307,16 +332,20 @@ def _give_way(yield_while: Callable[[], bool]) -> None:
 
 
 def _store(transcript: Transcript, index: int, result: engine.SegmentResult) -> Segment:
+    fields = {
+        "start": result.start,
+        "end": result.end,
+        "text": result.text,
+        "avg_logprob": result.avg_logprob,
+        "no_speech_prob": result.no_speech_prob,
+        "words": result.words,
+    }
+    # A retry rewrites its segments by index; a person's correction of one stays (edits wait
+    # for the end of a transcription, editing.py, so this is only a guard).
+    existing = (
+        Segment.objects.filter(transcript=transcript, index=index).only("pk", "edited_at").first()
+    )
     segment, _ = Segment.objects.update_or_create(
-        transcript=transcript,
-        index=index,
-        defaults={
-            "start": result.start,
-            "end": result.end,
-            "text": result.text,
-            "avg_logprob": result.avg_logprob,
-            "no_speech_prob": result.no_speech_prob,
-            "words": result.words,
-        },
+        transcript=transcript, index=index, defaults=machine_fields(existing, fields)
     )
     return segment

@@ -25,6 +25,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
+from transcription.editing import machine_fields
 from transcription.models import Segment, Transcript
 
 # Two spans are the same speech when they share at least this share of the shorter one:
@@ -86,7 +87,10 @@ def store_final(
             return Segment.objects.get(pk=placement.existing), False
         if placement.existing is not None:
             segment = Segment.objects.get(pk=placement.existing)
-            for name, value in {"start": start, "end": end, **fields}.items():
+            # A person's correction stays (edits wait for the session's end: a guard).
+            for name, value in machine_fields(
+                segment, {"start": start, "end": end, **fields}
+            ).items():
                 setattr(segment, name, value)
             segment.save()
             return segment, True

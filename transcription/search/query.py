@@ -30,6 +30,19 @@ from transcription.search.index import (
 if TYPE_CHECKING:
     from transcription.models import Segment, Transcript
 
+# The columns a search hit shows (transcription/notify.py segment_payload, without words):
+# hits are loaded with these only.
+HIT_FIELDS = (
+    "id",
+    "index",
+    "start",
+    "end",
+    "text",
+    "original_text",
+    "edited_at",
+    "version",
+    "speaker",
+)
 
 # Particles and endings the rule-based stripper removes (longest first). A word keeps
 # at least two syllables, so "회의", "정도", "국가" survive whole.
@@ -267,7 +280,8 @@ def matching_segments(
         )
         .filter(rank__lte=per_transcript)
         .order_by("transcript_id", "index")
-        .only("id", "transcript_id", "index", "start", "end", "text")
+        # What a hit shows (segment_payload without words), and no more.
+        .only(*HIT_FIELDS, "transcript_id")
     )
     found: dict[Any, list[Segment]] = {}
     for segment in rows:

@@ -21,6 +21,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from transcription.search.query import (
+    HIT_FIELDS,
     Term,
     segment_condition,
     segment_model,
@@ -81,11 +82,7 @@ class SegmentHits(QuerySetResults):
         super().__init__(
             segments.select_related("transcript")
             .only(
-                "id",
-                "index",
-                "start",
-                "end",
-                "text",
+                *HIT_FIELDS,
                 "transcript__id",
                 "transcript__title",
                 "transcript__source",

@@ -39,6 +39,7 @@ from transcription.web.payloads import (
     TranscriptListItemSerializer,
     TranscriptSerializer,
     hit_payload,
+    speaker_payload,
     transcript_payload,
 )
 from transcription.web.search_api import (
@@ -232,8 +233,10 @@ class TranscriptExport(APIView):
             content, content_type, extension = render(
                 fmt,
                 meta,
-                transcript.segments.all(),
+                # Corrected text, with each segment's speaker (exports.py).
+                transcript.segments.select_related("speaker"),
                 keywords,
+                speakers=[speaker_payload(s) for s in transcript.speakers.all()],
                 **subtitle_limits(request.query_params),
             )
         except ValueError as exc:

@@ -4,6 +4,12 @@ Plain functions over plain data: segments are anything with ``start``, ``end`` a
 (model rows, faster-whisper segments, dicts), so the same code serves the download view,
 the REST API and tests without a database. SRT and WebVTT are cut into subtitle cues
 (subtitles.py); TXT and JSON keep one entry per segment.
+
+A segment may name its ``speaker`` (a name, or a row whose ``str`` is one; rows should be
+loaded with their speaker): WebVTT has voice spans for it (``<v Name>``), TXT writes
+``Name: text``, JSON a ``speaker`` field (and the transcript's ``speakers`` when given). SRT
+has no such markup; see ``render_srt``. Text is the corrected text where people corrected
+it; JSON also shows the machine's (``original_text``) and ``edited``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from transcription.web.subtitles import Cue, build_cues
+from transcription.web.subtitles import Cue, build_cues, speaker_name
 
 
 @dataclass(frozen=True)
@@ -90,11 +96,16 @@ def _cue_text(cue: Cue) -> str:
 def render_srt(
     segments: Iterable[Any], *, max_chars: int | None = None, max_duration: float = 7.0
 ) -> str:
-    """SubRip: numbered subtitle cues (subtitles.build_cues), comma decimal marker."""
+    """SubRip: numbered subtitle cues (subtitles.build_cues), comma decimal marker.
+
+    SubRip has no markup for a speaker (players show ``<v>`` literally, and bracket or dash
+    conventions differ by country), so the name is written as text, ``Name: `` before the
+    first words of each change of speaker, as a transcript would: the reader sees who
+    starts speaking without a name on every cue of a long turn, and the name counts in the
+    line's length like any word."""
     blocks = []
-    for number, cue in enumerate(
-        build_cues(segments, max_chars=max_chars, max_duration=max_duration), start=1
-    ):
+    cues = build_cues(segments, max_chars=max_chars, max_duration=max_duration, speaker_names=True)
+    for number, cue in enumerate(cues, start=1):
         timing = f"{format_timestamp(cue.start)} --> {format_timestamp(cue.end)}"
         blocks.append(f"{number}\n{timing}\n{_cue_text(cue)}\n")
     return "\n".join(blocks)
@@ -112,25 +123,34 @@ def render_vtt(
     max_chars: int | None = None,
     max_duration: float = 7.0,
 ) -> str:
-    """WebVTT: ``WEBVTT`` header (with the title on it, if any), subtitle cues, dot decimal
-    marker."""
+    """WebVTT: ``WEBVTT`` header (with the title on it, if any), subtitle cues (each with
+    its speaker's voice span ``<v Name>``), dot decimal marker."""
     header = "WEBVTT"
     if title:
         header += " - " + _ARROW.sub("→", _one_line(title))
     blocks = [header + "\n"]
     for cue in build_cues(segments, max_chars=max_chars, max_duration=max_duration):
         timing = f"{format_timestamp(cue.start, '.')} --> {format_timestamp(cue.end, '.')}"
-        blocks.append(f"{timing}\n{_vtt_escape(_cue_text(cue))}\n")
+        text = _vtt_escape(_cue_text(cue))
+        if cue.speaker:
+            # A voice span: players may show or style the name; it is not counted in the
+            # line. Its annotation ends at ">", so the name is escaped like cue text.
+            text = f"<v {_vtt_escape(cue.speaker)}>{text}"
+        blocks.append(f"{timing}\n{text}\n")
     return "\n".join(blocks)
 
 
 def render_txt(segments: Iterable[Any], timestamps: bool = False) -> str:
-    """One line per segment; with ``timestamps``, each prefixed ``[HH:MM:SS.mmm - HH:MM:SS.mmm]``."""
+    """One line per segment, ``Name: text`` where it has a speaker; with ``timestamps``,
+    each prefixed ``[HH:MM:SS.mmm - HH:MM:SS.mmm]``."""
     lines = []
     for segment in segments:
         text = _one_line(_field(segment, "text", "") or "")
         if not text:
             continue
+        speaker = speaker_name(segment)
+        if speaker:
+            text = f"{speaker}: {text}"
         if timestamps:
             start, end = _times(segment)
             text = f"[{format_timestamp(start, '.')} - {format_timestamp(end, '.')}] {text}"
@@ -177,18 +197,31 @@ def _keyword(keyword: Any) -> dict[str, Any]:
     }
 
 
+def _speaker(speaker: Any) -> dict[str, Any]:
+    return {name: _field(speaker, name) for name in ("id", "label", "name")}
+
+
 def render_json(
-    transcript_meta: Any, segments: Iterable[Any], keywords: Iterable[Any] | None = None
+    transcript_meta: Any,
+    segments: Iterable[Any],
+    keywords: Iterable[Any] | None = None,
+    speakers: Iterable[Any] | None = None,
 ) -> str:
-    """Transcript metadata, its full text, segments and (when given) keywords, as UTF-8 JSON."""
+    """Transcript metadata, its full text, segments (each with its ``speaker``'s name or
+    null, and ``edited`` with the machine's ``original_text`` where people corrected it) and,
+    when given, keywords and speakers (``id``, ``label``, ``name``), as UTF-8 JSON."""
     items = []
     for index, segment in enumerate(segments):
         start, end = _times(segment)
+        edited = bool(_field(segment, "edited", False))
         item: dict[str, Any] = {
             "index": index,
             "start": round(start, 3),
             "end": round(end, 3),
             "text": str(_field(segment, "text", "") or "").strip(),
+            "speaker": speaker_name(segment),
+            "edited": edited,
+            "original_text": _field(segment, "original_text") if edited else None,
         }
         words = _words(segment)
         if words is not None:
@@ -199,6 +232,8 @@ def render_json(
     document["segments"] = items
     if keywords is not None:
         document["keywords"] = [_keyword(keyword) for keyword in keywords]
+    if speakers is not None:
+        document["speakers"] = [_speaker(speaker) for speaker in speakers]
     # ensure_ascii=False keeps Korean readable in the file instead of \\uXXXX escapes.
     return json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
 
@@ -212,13 +247,15 @@ def render(
     timestamps: bool = False,
     max_chars: int | None = None,
     max_duration: float | None = None,
+    speakers: Iterable[Any] | None = None,
 ) -> tuple[str, str, str]:
     """Render in ``fmt`` (srt, vtt, txt, json): returns (content, content_type, extension).
 
     ``transcript_meta`` is a mapping or an object with id, title, language, duration;
     ``timestamps`` applies to txt only, ``max_chars`` (characters a subtitle line holds, by
     default 42 for Latin text and 20 for Korean) and ``max_duration`` (seconds a cue lasts,
-    by default 7) to srt and vtt only. Raises ValueError naming the formats on offer.
+    by default 7) to srt and vtt only, ``speakers`` (the transcript's) to json only. Raises
+    ValueError naming the formats on offer.
     """
     key = (fmt or "").strip().lower()
     if key not in FORMATS:
@@ -235,7 +272,7 @@ def render(
     elif key == "txt":
         content = render_txt(segments, timestamps=timestamps)
     else:
-        content = render_json(transcript_meta, segments, keywords)
+        content = render_json(transcript_meta, segments, keywords, speakers)
     spec = FORMATS[key]
     return content, spec.content_type, spec.file_extension
 

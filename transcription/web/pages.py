@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 from keywords.backends import answering_backend, last_answer, probe_llm
 from keywords.services import summary
 from transcription.access import visible_transcripts
+from transcription.editing import EDITABLE
 from workers.gpu import resolve_runtime
 from workers.health import platform_health, redis_client, workers_by_queue
 
@@ -182,7 +183,7 @@ def transcript_page(request: HttpRequest, pk) -> HttpResponse:
     (word by word where they have word timings), keywords by category, exports, rename and
     delete. Others' transcripts answer 404."""
     transcript = get_object_or_404(visible_transcripts(request.user), pk=pk)
-    segments = list(transcript.segments.all())
+    segments = list(transcript.segments.select_related("speaker"))
     for segment in segments:
         segment.shown_words = display_words(segment.text, segment.words)
     keywords_by_category: dict[str, list[dict]] = {}
@@ -196,6 +197,9 @@ def transcript_page(request: HttpRequest, pk) -> HttpResponse:
             "segments": segments,
             "keywords_by_category": sorted(keywords_by_category.items()),
             "formats": ["srt", "vtt", "txt", "json"],
+            # Corrections and speakers once the transcription no longer writes segments.
+            "editable": transcript.status in EDITABLE,
+            "speakers": list(transcript.speakers.all()),
             "audio_url": reverse("transcript-audio", args=[transcript.pk])
             if transcript.audio
             else None,

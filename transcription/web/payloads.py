@@ -15,7 +15,7 @@ from rest_framework import serializers
 
 from keywords.models import Category, Keyword
 from keywords.services import summary
-from transcription.models import Segment, Transcript
+from transcription.models import Segment, Speaker, Transcript
 from transcription.notify import segment_payload
 from transcription.search import Term
 from transcription.search.results import highlight, match_spans
@@ -26,15 +26,19 @@ __all__ = [
     "KeywordSerializer",
     "KeywordSummarySerializer",
     "SegmentHitSerializer",
+    "SegmentDetailSerializer",
     "SegmentSerializer",
+    "SpeakerSerializer",
     "TranscriptDetailSerializer",
     "TranscriptListItemSerializer",
     "TranscriptSerializer",
     "WordSerializer",
     "hit_payload",
     "keyword_payload",
+    "segment_detail_payload",
     "segment_hit_payload",
     "segment_payload",
+    "speaker_payload",
     "transcript_payload",
 ]
 
@@ -70,9 +74,26 @@ def transcript_payload(transcript: Transcript, *, with_segments: bool = True) ->
     }
     if with_segments:
         data["segments"] = [segment_payload(s) for s in transcript.segments.all()]
+        data["speakers"] = [speaker_payload(s) for s in transcript.speakers.all()]
         data["keywords"] = [keyword_payload(k) for k in transcript.keywords.all()]
         data["keyword_summary"] = summary(transcript)
     return data
+
+
+def speaker_payload(speaker: Speaker) -> dict[str, Any]:
+    return {"id": speaker.pk, "label": speaker.label, "name": speaker.name}
+
+
+def segment_detail_payload(segment: Segment) -> dict[str, Any]:
+    """One segment on its own (the segment API, the answer to an edit or a conflict): with
+    who last corrected it, when, and its speaker's name."""
+    return {
+        **segment_payload(segment),
+        "transcript": str(segment.transcript_id),
+        "edited_at": segment.edited_at.isoformat() if segment.edited_at else None,
+        "edited_by": segment.edited_by.get_username() if segment.edited_by else None,
+        "speaker_name": str(segment.speaker) if segment.speaker else None,
+    }
 
 
 def keyword_payload(keyword: Keyword) -> dict[str, Any]:
@@ -120,7 +141,15 @@ class HitSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position in the transcript, from 0")
     start = serializers.FloatField(help_text="Seconds from the start of the audio")
     end = serializers.FloatField(help_text="Seconds from the start of the audio")
-    text = serializers.CharField(help_text="The segment's text, as said")
+    text = serializers.CharField(help_text="The segment's text, as said (or as corrected)")
+    original_text = serializers.CharField(
+        allow_null=True, help_text="The machine's text when a person corrected it, else null"
+    )
+    edited = serializers.BooleanField(help_text="Whether a person corrected the text")
+    version = serializers.IntegerField(help_text="Edits so far; an edit names it")
+    speaker = serializers.IntegerField(
+        allow_null=True, help_text="Id of one of the transcript's speakers, or null"
+    )
     spans = serializers.ListField(
         child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
         help_text="[start, end) character offsets of the matches in text",
@@ -197,12 +226,37 @@ class SegmentSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     start = serializers.FloatField()
     end = serializers.FloatField()
-    text = serializers.CharField()
+    text = serializers.CharField(help_text="As said, or as a person corrected it")
+    original_text = serializers.CharField(
+        allow_null=True, help_text="The machine's text when a person corrected it, else null"
+    )
+    edited = serializers.BooleanField(help_text="Whether a person corrected the text")
+    version = serializers.IntegerField(help_text="Edits so far; an edit must name it")
+    speaker = serializers.IntegerField(
+        allow_null=True, help_text="Id of one of the transcript's speakers, or null"
+    )
     words = WordSerializer(
         many=True,
         allow_null=True,
         help_text="Word timings, in order; null when none were stored (older transcripts)",
     )
+
+
+class SegmentDetailSerializer(SegmentSerializer):
+    transcript = serializers.UUIDField(help_text="Id of the transcript")
+    edited_at = serializers.DateTimeField(allow_null=True, help_text="Last correction")
+    edited_by = serializers.CharField(allow_null=True, help_text="Who made the last correction")
+    speaker_name = serializers.CharField(
+        allow_null=True, help_text="The speaker's name (or machine label), or null"
+    )
+
+
+class SpeakerSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField(
+        allow_blank=True, help_text="As a diarization backend wrote it (S1), or blank"
+    )
+    name = serializers.CharField(allow_blank=True, help_text="What people call them")
 
 
 class KeywordSerializer(serializers.Serializer):
@@ -222,5 +276,6 @@ class KeywordSummarySerializer(serializers.Serializer):
 
 class TranscriptDetailSerializer(TranscriptSerializer):
     segments = SegmentSerializer(many=True)
+    speakers = SpeakerSerializer(many=True)
     keywords = KeywordSerializer(many=True)
     keyword_summary = KeywordSummarySerializer(many=True)

@@ -15,7 +15,10 @@ them by common subtitle practice (Netflix, BBC and EBU style guides):
   would be shorter than the minimum while another cut would not;
 - no cue spans a pause of 2 s or more, cues never overlap and come in time order;
 - inside a cue, text that does not fit one line is broken at spaces (Korean eojeol are
-  space-separated) into lines as balanced as possible, the bottom one the longer on a tie.
+  space-separated) into lines as balanced as possible, the bottom one the longer on a tie;
+- a cue holds one speaker's words (segments may name a ``speaker``): cues of two speakers
+  are never merged, and each cue carries its speaker; with ``speaker_names``, the first cue
+  of each change of speaker starts with ``Name:``, counted in the line it is on.
 
 Word times come from ``timed_words.py``: Whisper's words where they still spell the text,
 else the text spread over the segment's time.
@@ -51,6 +54,7 @@ class Cue:
     start: float
     end: float
     lines: list[str]
+    speaker: str | None = None
 
     @property
     def text(self) -> str:
@@ -62,10 +66,11 @@ class _Draft:
     units: list[TimedWord]
     start: float
     end: float
+    speaker: str | None = None
 
     @classmethod
-    def of(cls, units: list[TimedWord]) -> _Draft:
-        return cls(units, units[0].start, max(u.end for u in units))
+    def of(cls, units: list[TimedWord], speaker: str | None = None) -> _Draft:
+        return cls(units, units[0].start, max(u.end for u in units), speaker)
 
 
 @dataclass(frozen=True)
@@ -173,8 +178,9 @@ def _layout(units: list[TimedWord], rules: _Rules) -> list[str] | None:
             top, bottom = _join(units[:k]), _join(units[k:])
             if max(len(top), len(bottom)) > limit:
                 continue
-            bonus = _PUNCT_BREAK_BONUS if _strength(units[k - 1].text) else 0
-            key = (max(len(top), len(bottom)) - bonus, len(top) > len(bottom))
+            after_tag = units[k - 1].tag  # a name alone on a line, only when nothing else fits
+            bonus = _PUNCT_BREAK_BONUS if _strength(units[k - 1].text) and not after_tag else 0
+            key = (after_tag, max(len(top), len(bottom)) - bonus, len(top) > len(bottom))
             if best is None or key < best[0]:
                 best = (key, [top, bottom])
         assert best is not None  # the greedy fill found one
@@ -226,8 +232,9 @@ def _cut_score(units: list[TimedWord], k: int, rules: _Rules) -> tuple:
     left_chars, right_chars = len(_join(left)), len(_join(right))
     balance = min(left_chars, right_chars) / (left_chars + right_chars)
     needed = _cues_needed(left, rules) + _cues_needed(right, rules)
-    # Inside a cut word only when there is nothing else (the word alone is the cue).
-    return (not after.glue, long_enough, strength, -needed, pause, balance)
+    # Inside a cut word, or between a speaker's name and their words, only when there is
+    # nothing else (the word alone is the cue).
+    return (not (after.glue or before.tag), long_enough, strength, -needed, pause, balance)
 
 
 def _split(units: list[TimedWord], rules: _Rules) -> list[list[TimedWord]]:
@@ -254,6 +261,8 @@ def _runs(units: list[TimedWord]) -> list[list[TimedWord]]:
 
 
 def _joinable(first: _Draft, second: _Draft) -> bool:
+    if first.speaker != second.speaker:
+        return False
     return second.units[0].start - max(u.end for u in first.units) < PAUSE_SPLIT_S
 
 
@@ -269,13 +278,13 @@ def _try_merge(drafts: list[_Draft], k: int, rules: _Rules) -> bool:
         units = first.units + second.units
         end = max(first.end, second.end)
         if _fits(units, rules) and end - first.start <= rules.max_duration + _EPS:
-            drafts[i : j + 1] = [_Draft(units, first.start, end)]
+            drafts[i : j + 1] = [_Draft(units, first.start, end, first.speaker)]
             return True
         pieces = _split(units, rules)
         if len(pieces) != 2 or len(pieces[0]) == len(first.units):
             continue  # the same cut again would change nothing
         following = drafts[j + 1].start if j + 1 < len(drafts) else math.inf
-        head, tail = _Draft.of(pieces[0]), _Draft.of(pieces[1])
+        head, tail = _Draft.of(pieces[0], first.speaker), _Draft.of(pieces[1], first.speaker)
         head.start = min(head.start, first.start)
         room = min(following, tail.start + rules.min_duration) - tail.start
         if _at_least(tail.start - head.start, rules.min_duration) and _at_least(
@@ -348,6 +357,14 @@ def _borrow(drafts: list[_Draft], k: int, rules: _Rules) -> None:
             draft.end = other.start
 
 
+def speaker_name(segment: Any) -> str | None:
+    """The name of a segment's ``speaker`` (a string, or a row whose ``str`` is its name) on
+    one line, or None."""
+    value = field_of(segment, "speaker")
+    name = " ".join(str(value).split()) if value is not None else ""
+    return name or None
+
+
 def build_cues(
     segments: Iterable[Any],
     *,
@@ -355,10 +372,12 @@ def build_cues(
     max_duration: float = 7.0,
     min_duration: float = 1.0,
     max_lines: int = 2,
+    speaker_names: bool = False,
 ) -> list[Cue]:
     """Subtitle cues for ``segments`` (rows, dicts or objects with ``start``, ``end``,
-    ``text`` and optionally ``words``), by the rules in this module's docstring. Segments
-    without text give no cue. Raises ValueError for limits that cannot hold together."""
+    ``text`` and optionally ``words`` and ``speaker``), by the rules in this module's
+    docstring; ``speaker_names`` writes ``Name:`` where the speaker changes. Segments without
+    text give no cue. Raises ValueError for limits that cannot hold together."""
     if max_chars is not None and (isinstance(max_chars, bool) or int(max_chars) < 1):
         raise ValueError(f"max_chars must be a positive whole number, got {max_chars!r}")
     if not 0 < max_duration < math.inf:
@@ -376,17 +395,25 @@ def build_cues(
         int(max_lines),
     )
     drafts = []
+    previous: str | None = None
     for segment in segments:
-        units = [piece for unit in timed_words(segment) for piece in _cut_long(unit, rules)]
+        words = timed_words(segment)
+        if not words:
+            continue
+        speaker = speaker_name(segment)
+        if speaker_names and speaker and speaker != previous:
+            words.insert(0, TimedWord(f"{speaker}:", words[0].start, words[0].start, tag=True))
+        previous = speaker
+        units = [piece for unit in words for piece in _cut_long(unit, rules)]
         for run in _runs(units):
-            drafts += [_Draft.of(piece) for piece in _split(run, rules)]
+            drafts += [_Draft.of(piece, speaker) for piece in _split(run, rules)]
     cues = []
     for draft in _settle(drafts, rules):
         lines = _layout(draft.units, rules)
         if lines is None:  # cannot happen for a cut piece; never lose text over it
             limit = _units_limit(draft.units, rules)
             lines = [_join(line) for line in _greedy_lines(draft.units, limit)]
-        cues.append(Cue(round(draft.start, 3), round(draft.end, 3), lines))
+        cues.append(Cue(round(draft.start, 3), round(draft.end, 3), lines, draft.speaker))
     return cues
 
 

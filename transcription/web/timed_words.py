@@ -19,12 +19,14 @@ from typing import Any
 @dataclass
 class TimedWord:
     """A space-separated word (eojeol) with its time; ``glue``: no space before it (a piece
-    of a word cut because it was longer than a line)."""
+    of a word cut because it was longer than a line); ``tag``: a speaker's name written
+    before their words (``Name:``), never left alone at the end of a cue or line."""
 
     text: str
     start: float
     end: float
     glue: bool = False
+    tag: bool = False
 
 
 def field_of(item: Any, name: str, default: Any = None) -> Any:

@@ -82,7 +82,9 @@ class Command(BaseCommand):
                 {"word": k.word, "category": k.category, "importance": k.importance}
                 for k in transcript.keywords.all()
             ]
-            content, _type, extension = render(format, meta, transcript.segments.all(), keywords)
+            content, _type, extension = render(
+                format, meta, transcript.segments.select_related("speaker"), keywords
+            )
             if output:
                 target = output / f"{path.stem}.{extension}"
                 target.write_text(content, encoding="utf-8")
