@@ -105,7 +105,11 @@ def test_the_rest_api_shows_the_code(cast):
 @pytest.mark.parametrize(
     ("code", "error", "status"),
     [
-        (ErrorCode.NOT_AUDIO, "not an audio or video file (it looks like text); send a recording such as wav", 400),
+        (
+            ErrorCode.NOT_AUDIO,
+            "not an audio or video file (it looks like text); send a recording such as wav",
+            400,
+        ),
         # The decoder's own words may say "internal error": still the file's fault.
         (ErrorCode.DECODE_FAILED, "internal error in the decoder: invalid data found", 400),
         (ErrorCode.NO_AUDIO, "the transcript has no stored audio file", 500),
