@@ -28,7 +28,13 @@ install: $(VENV)/.installed
 	@$(BIN)/python -m workers.cuda_libs install
 	@$(BIN)/python manage.py compile_catalogues
 
-install-dev: $(VENV)/.installed-dev
+# axe-core (package.json, pinned in package-lock.json) for the browser tests' accessibility
+# checks; npm's own record of the tree is the stamp, so a second run is a no-op.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+install-dev: $(VENV)/.installed-dev node_modules/.package-lock.json
 	@$(BIN)/python manage.py compile_catalogues
 
 # After marking or changing strings: refresh locale/ko's catalogues (needs GNU gettext's

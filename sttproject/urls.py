@@ -18,6 +18,7 @@ from transcription.web import (
     openai_api,
     pages,
     search_api,
+    site_files,
     tickets,
 )
 
@@ -102,6 +103,7 @@ urlpatterns = [
         name="javascript-catalog",
     ),
     path("tls/ca.crt", certificate.authority, name="tls-authority"),
+    path("favicon.ico", site_files.favicon, name="favicon"),
     # Prometheus; a staff token or loopback, checked by the view (transcription/web/metrics.py).
     path("metrics", metrics.metrics, name="metrics"),
 ]

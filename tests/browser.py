@@ -83,7 +83,8 @@ def sign_in(page, base_url: str, username: str, password: str) -> None:
     page.goto(base_url + "/accounts/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
-    page.click("button[type=submit]")
+    # The form's own button: the header's language switch has submit buttons too.
+    page.click("form.login button[type=submit]")
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
 
 

@@ -6,9 +6,18 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from transcription.search import SearchDocumentField, SegmentManager
+
+
+def local_minute(moment) -> str:
+    """``2026-11-29 14:05``: a moment as every page shows it (``date:"Y-m-d H:i"``), in the
+    pages' time zone (``TIME_ZONE``), not UTC."""
+    if moment is None:
+        return ""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
 
 
 class Transcript(models.Model):
@@ -90,7 +99,7 @@ class Transcript(models.Model):
         indexes = [models.Index(fields=["owner", "-created_at"])]
 
     def __str__(self) -> str:
-        return self.title or f"{self.get_source_display()} {self.created_at:%Y-%m-%d %H:%M}"
+        return self.title or f"{self.get_source_display()} {local_minute(self.created_at)}"
 
     def get_absolute_url(self) -> str:
         return reverse("transcript", args=[self.pk])

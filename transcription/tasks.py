@@ -79,7 +79,10 @@ def _transcribe(self, transcript_id: str) -> None:
         )
     except SoftTimeLimitExceeded:
         row = Transcript.objects.get(pk=transcript_id)
-        message = f"transcription took longer than {settings.STT_TASK_TIME_LIMIT_S} s"
+        message = (
+            f"transcription took longer than {settings.STT_TASK_TIME_LIMIT_S} s; cut the "
+            "recording into shorter parts and upload them"
+        )
         fail(row, message, notifier, code=Transcript.ErrorCode.TIME_LIMIT)
         return
     except (OperationalError, InterfaceError):
@@ -88,14 +91,20 @@ def _transcribe(self, transcript_id: str) -> None:
         if self.request.retries < self.max_retries:
             raise  # tried again after a back-off (autoretry_for)
         row = Transcript.objects.get(pk=transcript_id)
-        message = f"the stored audio could not be read: {exc}"
+        # The storage client's own words go to the log, not to the person reading this.
+        log.warning("transcript %s: the stored audio could not be read: %s", transcript_id, exc)
+        message = "the stored audio could not be read; upload the recording again"
         fail(row, message, notifier, code=Transcript.ErrorCode.NO_AUDIO)
         return
-    except Exception as exc:
+    except Exception:
         log.exception("transcription of %s failed", transcript_id)
         row = Transcript.objects.filter(pk=transcript_id).first()
         if row is not None:
-            message = f"internal error: {type(exc).__name__}: {exc}"
+            # The exception (a library's) is in the log above; people read what to do.
+            message = (
+                "internal error; upload the recording again, and tell the administrator if "
+                "it happens again"
+            )
             fail(row, message, notifier, code=Transcript.ErrorCode.INTERNAL)
         return
     if transcript is not None and transcript.status == Transcript.Status.QUEUED:

@@ -37,6 +37,9 @@
     if (!el) {
       el = document.createElement("p");
       el.className = "line partial";
+      // The box is a polite live region for additions: a partial, rewritten many times a
+      // second, stays out of it; its final arrives as a new line, read out once.
+      el.setAttribute("aria-hidden", "true");
       el.dataset.utterance = utterance;
       const after = [...transcript.children].find((x) => Number(x.dataset.utterance) > utterance);
       transcript.insertBefore(el, after || null);
@@ -61,11 +64,16 @@
   }
 
   function onFinal(e) {
-    const el = lineFor(e.utterance);
-    if (!e.text) { el.remove(); return; }
+    const partial = lineFor(e.utterance);
+    if (!e.text) { partial.remove(); return; }
+    if (partial.classList.contains("final")) return;
+    // A new element, not the partial's rewritten: screen readers announce additions.
+    const el = document.createElement("p");
     el.className = "line final";
+    el.dataset.utterance = e.utterance;
     el.dataset.segment = e.segment;
     el.textContent = e.text;  // text, never HTML
+    partial.replaceWith(el);
     scrollToEnd();
     if (typeof e.queue_wait_s === "number") $("latency").textContent = interpolate(gettext("latency %s s"), [(e.queue_wait_s + e.compute_s).toFixed(2)]);
   }
@@ -130,7 +138,11 @@
       case "stopped": setConn("stopped"); break;
       case "error":
         console.warn("server error", e.code, e.message);
-        if (e.code === "too_many_sessions") stop();
+        if (e.code === "too_many_sessions") {
+          stop();
+          showBanner(gettext("Too many live sessions are running."),
+                     gettext("Stop one in another tab or window, or wait a minute, then press Start again."));
+        }
         // Another tab or window resumed this session: this one stops and does not reconnect.
         if (e.code === "taken_over") { state.socket = null; stop(); setConn("continued elsewhere"); }
         break;

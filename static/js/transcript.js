@@ -296,7 +296,7 @@
     if (response.status === 204 || response.status === 404) {
       location.assign(list.dataset.historyUrl);
     } else {
-      showError(interpolate(gettext("Could not delete: HTTP %s"), [response.status]));
+      showError(interpolate(gettext("Could not delete it (HTTP %s): reload the page and try again."), [response.status]));
     }
   });
 

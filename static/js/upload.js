@@ -71,7 +71,7 @@
         let body = {};
         try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
         if (xhr.status !== 202) {
-          this.fail(body.error || interpolate(gettext("Upload refused (HTTP %s)."), [xhr.status]));
+          this.fail(body.error || interpolate(gettext("The server refused the upload (HTTP %s): try again in a minute; if it keeps happening, tell the administrator."), [xhr.status]));
           return;
         }
         this.uploadBar.value = 1;
@@ -131,7 +131,7 @@
         this.sttBar.value = Math.max(this.sttBar.value, event.progress);
         this.pct.textContent = Math.round(this.sttBar.value * 100) + "%";
       } else if (event.type === "status") {
-        if (event.status === "failed") this.fail(event.error || gettext("Transcription failed."));
+        if (event.status === "failed") this.fail(event.error || gettext("Transcription failed: upload the file again, or save it in another format (wav, mp3, m4a) first."));
         else if (event.status === "done") {
           this.sttBar.value = 1;
           this.pct.textContent = "100%";

@@ -86,7 +86,7 @@ def test_the_rest_api_shows_the_code(cast):
     transcript = make_transcript(cast.owner, texts=())
     Transcript.objects.filter(pk=transcript.pk).update(
         status=Transcript.Status.FAILED,
-        error="not an audio or video file PyAV can read",
+        error="not an audio or video file that can be read",
         error_code=ErrorCode.NOT_AUDIO,
     )
     done = make_transcript(cast.owner)
@@ -105,7 +105,11 @@ def test_the_rest_api_shows_the_code(cast):
 @pytest.mark.parametrize(
     ("code", "error", "status"),
     [
-        (ErrorCode.NOT_AUDIO, "not an audio or video file PyAV can read (it reads as text)", 400),
+        (
+            ErrorCode.NOT_AUDIO,
+            "not an audio or video file (it looks like text); send a recording such as wav",
+            400,
+        ),
         # The decoder's own words may say "internal error": still the file's fault.
         (ErrorCode.DECODE_FAILED, "internal error in the decoder: invalid data found", 400),
         (ErrorCode.NO_AUDIO, "the transcript has no stored audio file", 500),

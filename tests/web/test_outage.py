@@ -76,7 +76,8 @@ def test_redis_down_is_a_json_503_from_the_api():
                 response = middleware.process_exception(request, exc)
         body = _json_503(response)
         message = body["error"] if path.startswith("/api/") else body["error"]["message"]
-        assert "Redis server is unavailable" in message
+        assert "job queue is unavailable; try again in 30 seconds" in message
+        assert "Redis" not in message
 
 
 @pytest.mark.slow

@@ -74,7 +74,8 @@ def claim(transcript_id, task_id: str = "") -> bool:
         finished_at=now,
         error=(
             f"transcription stopped {MAX_ATTEMPTS} times on this file without finishing "
-            "(the worker was killed: out of memory or a crash); it is not tried again"
+            "(the worker was killed: out of memory or a crash); it is not tried again: "
+            "cut it into shorter parts or save it as wav, then upload it again"
         ),
     )
     if given_up:
@@ -173,7 +174,7 @@ def transcribe_transcript(
     transcript = Transcript.objects.get(pk=transcript_id)
     notifier.status(Transcript.Status.RUNNING)
     if not transcript.audio:
-        message = "the transcript has no stored audio file"
+        message = "the transcript has no stored audio file; upload the recording again"
         fail(transcript, message, notifier, code=Transcript.ErrorCode.NO_AUDIO)
         return transcript
     deadline = time.monotonic() + slice_s if slice_s else None
@@ -191,7 +192,13 @@ def transcribe_transcript(
         _release(transcript)
         raise
     except (AudioDecodeError, OSError) as exc:
-        fail(transcript, str(exc), notifier, code=_reading_failure(exc))
+        message = str(exc)
+        if not isinstance(exc, AudioDecodeError):
+            # The operating system's words name a path on the server: they go to the log, and
+            # the person reading the transcript is told what to do.
+            log.warning("transcript %s: the stored audio could not be read: %s", transcript.pk, exc)
+            message = "the stored audio could not be read; upload the recording again"
+        fail(transcript, message, notifier, code=_reading_failure(exc))
         return transcript
     if not finished:
         _requeue(transcript)

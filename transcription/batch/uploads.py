@@ -8,6 +8,8 @@ are for people, in the request's language (LocaleMiddleware has activated it).
 
 from __future__ import annotations
 
+import logging
+import math
 import uuid
 
 from django.conf import settings
@@ -15,6 +17,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from transcription import storage
 from transcription.batch import turns
@@ -22,6 +25,9 @@ from transcription.models import Transcript
 from transcription.speech.audio import NotAudioError, probe_audio
 from transcription.speech.languages import WHISPER_LANGUAGES
 from workers import metrics
+
+log = logging.getLogger(__name__)
+STORE_RETRY_S = 10
 
 
 def format_duration(seconds: float) -> str:
@@ -48,6 +54,12 @@ class UploadRejected(Exception):
         self.retry_after = retry_after
 
 
+def about_minutes(seconds: float) -> str:
+    """``about 50 minutes``: a wait as people say it, never less than a minute."""
+    minutes = max(1, math.ceil(seconds / 60))
+    return ngettext("about %(n)d minute", "about %(n)d minutes", minutes) % {"n": minutes}
+
+
 def too_large() -> UploadRejected:
     return UploadRejected(
         413,
@@ -63,8 +75,8 @@ def check_language(value: str | None) -> str:
         raise UploadRejected(
             400,
             _(
-                "unknown language %(language)s; use a Whisper language code such as ko or en, "
-                "or auto"
+                "unknown language %(language)s; use a language code such as ko or en, or auto "
+                "to detect it"
             )
             % {"language": repr(language)},
         )
@@ -121,10 +133,10 @@ def check_budget(owner, name: str, duration_s: float | None) -> None:
         raise UploadRejected(
             429,
             _(
-                "you have uploaded %(limit)s of audio in the last hour, the most one person may "
-                "(UPLOAD_AUDIO_PER_HOUR_S); try again in %(wait)s"
+                "you have uploaded %(limit)s of audio in the last hour, the most one person may; "
+                "try again in %(wait)s"
             )
-            % {"limit": format_duration(limit), "wait": format_duration(wait)},
+            % {"limit": format_duration(limit), "wait": about_minutes(wait)},
             retry_after=int(wait),
         )
 
@@ -170,10 +182,13 @@ def create_upload(
                 task_id=task_id,
             )
     except storage.StorageUnavailable as exc:
+        # Why (the storage client's own words) goes to the log, not to the person.
+        log.warning("upload %s refused: the audio store does not answer: %s", upload.name, exc)
         raise UploadRejected(
             503,
-            _("the audio store does not answer; try again shortly (%(reason)s)") % {"reason": exc},
-            retry_after=10,
+            _("the audio store does not answer; try again in %(seconds)d seconds")
+            % {"seconds": STORE_RETRY_S},
+            retry_after=STORE_RETRY_S,
         ) from exc
     turns.dispatch(transcript.owner_id)
     size = upload.size or 0

@@ -46,6 +46,11 @@ class NotAudioError(AudioDecodeError):
     """The file is not something we can take audio from (no audio track, unknown format)."""
 
 
+# What people read when a file is not a recording (an upload's 400, a failed transcript).
+SEND_INSTEAD = "send a recording such as wav, mp3, m4a, ogg, webm or mp4"
+NOT_MEDIA = f"not an audio or video file that can be read; {SEND_INSTEAD}"
+
+
 class AudioTooLongError(AudioDecodeError):
     """The decoded audio runs past the longest recording the caller takes."""
 
@@ -78,7 +83,8 @@ def _open(source: Source) -> av.container.InputContainer:
         # A missing file is the caller's bug, not a bad upload: let it surface as itself.
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise NotAudioError(f"not an audio or video file PyAV can read ({_reason(exc)})") from exc
+        # FFmpeg's reason stays on the chained exception (the logs), not in the message.
+        raise NotAudioError(NOT_MEDIA) from exc
 
 
 def _reason(exc: BaseException) -> str:
@@ -97,8 +103,10 @@ def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.Aud
         name = container.format.name
         if name in _NON_MEDIA_FORMATS or name.endswith("_pipe"):
             kind = container.format.long_name or name
-            raise NotAudioError(f"not an audio or video file PyAV can read (it reads as {kind})")
-        raise NotAudioError("this file has no audio track")
+            raise NotAudioError(
+                f"not an audio or video file (it looks like {kind}); {SEND_INSTEAD}"
+            )
+        raise NotAudioError("this file has no audio track; send a recording that has sound")
     try:
         return container.streams.best("audio") or container.streams.audio[0]
     except (av.error.FFmpegError, ValueError):
@@ -145,7 +153,8 @@ def probe_audio(source: Source) -> AudioInfo:
         if (rate or first is not None) and not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
             raise NotAudioError(
                 f"its sample rate of {rate} Hz is not a recording's "
-                f"({MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz)"
+                f"({MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz); save it again at a usual rate "
+                "such as 16,000 or 48,000 Hz"
             )
     if info.duration_s is None:
         # Streams written on the fly (browser WebM, raw ADTS) carry no duration; reading the

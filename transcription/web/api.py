@@ -4,6 +4,7 @@ describe them for the OpenAPI schema); uploads go through the batch upload servi
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -12,6 +13,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -26,6 +28,7 @@ from transcription.batch import turns
 from transcription.batch.uploads import UploadRejected, check_size, create_upload
 from transcription.search import matching_segments
 from transcription.web.audio import audio_response
+from transcription.web.downloads import attachment
 from transcription.web.exports import (
     FORMATS,
     MAX_CHARS_RANGE,
@@ -175,10 +178,13 @@ class TranscriptDetail(APIView):
     )
     def delete(self, request: Request, pk) -> Response:
         transcript = get_object_or_404(visible_transcripts(request.user), pk=pk)
-        owner_id = transcript.owner_id
+        owner_id, title = transcript.owner_id, str(transcript)
         transcript.delete()  # its audio file goes too, once committed (signals.py)
         # A queued or running upload held one of its owner's turns.
         turns.dispatch(owner_id)
+        if isinstance(request.successful_authenticator, SessionAuthentication):
+            # The transcript page deleted it and goes to the history, which says so once.
+            messages.success(request._request, _("Deleted “%(title)s”.") % {"title": title})
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -245,8 +251,10 @@ class TranscriptExport(APIView):
         except ValueError as exc:
             return Response({"error": str(exc)}, status=400)
         response = HttpResponse(content, content_type=content_type)
-        name = f"transcript-{transcript.pk}.{extension}"
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        # Saved under its title (or source and date), as people name their files.
+        response["Content-Disposition"] = attachment(
+            str(transcript), extension, fallback=f"transcript-{transcript.pk}"
+        )
         return response
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.contrib.auth import get_user_model
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
@@ -49,9 +50,19 @@ def history_page(request: HttpRequest) -> HttpResponse:
     # Searching: the matching segments; browsing: the opening line as a preview.
     ids = [t.pk for t in page.rows]
     found = matching_segments(ids, terms, per_transcript=3 if terms else 1)
+    # Staff see every transcript, so each says whose it is; a user sees only their own.
+    owners = {}
+    if request.user.is_staff:
+        owner_ids = {t.owner_id for t in page.rows if t.owner_id}
+        owners = dict(
+            get_user_model()
+            .objects.filter(pk__in=owner_ids)
+            .values_list("pk", get_user_model().USERNAME_FIELD)
+        )
     listed = [
         {
             "transcript": transcript,
+            "owner": owners.get(transcript.owner_id),
             "matches": [
                 {"segment": s, "snippet": snippet(s.text, terms)}
                 for s in found.get(transcript.pk, [])

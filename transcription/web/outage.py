@@ -26,7 +26,8 @@ DATABASE_ERRORS = (OperationalError, InterfaceError)
 # The cache (upload counters), the channel layer and the Celery broker all live in Redis.
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, BrokerError)
 # The services' names as the message shows them, in the request's language.
-SERVICE_NAMES = {"database": gettext_lazy("database"), "Redis server": gettext_lazy("Redis server")}
+# People are not told which product is down, only what and when to try again.
+SERVICE_NAMES = {"database": gettext_lazy("database"), "Redis server": gettext_lazy("job queue")}
 
 
 def outage_response(path: str, service: str) -> JsonResponse:
