@@ -87,7 +87,7 @@ class TranscriptAdmin(admin.ModelAdmin):
     def segment_count(self, obj: Transcript) -> int:
         return obj._segment_count
 
-    actions = ("rerun_keywords", "retranscribe")
+    actions = ("rerun_keywords", "retranscribe", "retranscribe_discarding_corrections")
 
     @admin.action(description=gettext_lazy("Re-run keyword extraction"))
     def rerun_keywords(self, request: HttpRequest, queryset: QuerySet[Transcript]) -> None:
@@ -117,9 +117,27 @@ class TranscriptAdmin(admin.ModelAdmin):
 
     @admin.action(description=gettext_lazy("Re-transcribe (transcripts with stored audio)"))
     def retranscribe(self, request: HttpRequest, queryset: QuerySet[Transcript]) -> None:
+        self._retranscribe(request, queryset, keep_corrections=True)
+
+    @admin.action(
+        description=gettext_lazy("Re-transcribe, discarding people's corrections of the text")
+    )
+    def retranscribe_discarding_corrections(
+        self, request: HttpRequest, queryset: QuerySet[Transcript]
+    ) -> None:
+        self._retranscribe(request, queryset, keep_corrections=False)
+
+    def _retranscribe(
+        self, request: HttpRequest, queryset: QuerySet[Transcript], *, keep_corrections: bool
+    ) -> None:
         from transcription.tasks import transcribe
 
-        queued, no_audio, running = 0, [], []
+        queued, no_audio, running, corrected = 0, [], [], []
+        edited = set(
+            Segment.objects.filter(transcript__in=queryset, edited_at__isnull=False)
+            .values_list("transcript_id", flat=True)
+            .distinct()
+        )
         for transcript in queryset:
             if not transcript.audio:
                 # A live session recorded with LIVE_KEEP_AUDIO off: nothing to transcribe.
@@ -128,6 +146,11 @@ class TranscriptAdmin(admin.ModelAdmin):
             if transcript.status == Transcript.Status.RUNNING:
                 # Its task is still writing segments; a second one would interleave with it.
                 running.append(str(transcript))
+                continue
+            if keep_corrections and transcript.pk in edited:
+                # New segments cannot carry corrections made to the old ones: losing a
+                # person's work takes the action that says so.
+                corrected.append(str(transcript))
                 continue
             task_id = str(uuid.uuid4())
             with transaction.atomic():
@@ -161,6 +184,17 @@ class TranscriptAdmin(admin.ModelAdmin):
                 request,
                 _("Queued re-transcription of %(count)d transcript(s).") % {"count": queued},
                 messages.SUCCESS,
+            )
+        if corrected:
+            self.message_user(
+                request,
+                _(
+                    "Skipped %(count)d transcript(s) whose text people corrected, as "
+                    "re-transcribing replaces every segment: %(names)s. To replace them anyway, "
+                    "use “Re-transcribe, discarding people's corrections of the text”."
+                )
+                % {"count": len(corrected), "names": ", ".join(corrected[:10])},
+                messages.WARNING,
             )
         if no_audio:
             self.message_user(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from bench.cer import cer
 from keywords.models import Backend, Category, Keyword
@@ -143,6 +144,29 @@ def test_retranscribe_skips_a_running_transcript(staff_client, cast):
     messages = run_action(staff_client, "retranscribe", transcript)
     assert any("still being transcribed" in m for m in messages), messages
     assert Transcript.objects.get(pk=transcript.pk).task_id == "t-1"
+
+
+def test_retranscribe_keeps_a_transcript_people_corrected(staff_client, cast):
+    transcript = make_transcript(
+        cast.owner, texts=("첫 문장", "둘째 문장"), audio="audio/kept.wav", task_id="t-0"
+    )
+    corrected = transcript.segments.get(index=1)
+    corrected.original_text, corrected.text = corrected.text, "고친 둘째 문장"
+    corrected.edited_at, corrected.version = timezone.now(), 1
+    corrected.save()
+
+    messages = run_action(staff_client, "retranscribe", transcript)
+    assert any("corrected" in m and "discarding" in m for m in messages), messages
+    transcript.refresh_from_db()
+    assert (transcript.status, transcript.task_id) == (Transcript.Status.DONE, "t-0")
+    assert transcript.segments.get(index=1).text == "고친 둘째 문장"
+
+    # Saying so replaces them: the segments go and the transcript is queued again.
+    messages = run_action(staff_client, "retranscribe_discarding_corrections", transcript)
+    assert any("Queued re-transcription of 1" in m for m in messages), messages
+    transcript.refresh_from_db()
+    assert transcript.status == Transcript.Status.QUEUED
+    assert not transcript.segments.exists()
 
 
 def test_rerun_keywords_replaces_them_with_a_real_worker(staff_client, cast, keyword_worker):
