@@ -113,6 +113,9 @@ def test_metrics_count_an_upload_and_a_live_session(eval_clip, tmp_path):
     with FakeLlmServer(MODEL) as llm:
         llm.script(Reply.error(400))  # not worth a retry: a failure at once
         llm.answer_with(lambda _text: Reply.keywords([]))
+        # The upload and the live session are summarised too: answered, so that the one
+        # failure counted below is the refused keyword request.
+        llm.answer_summaries_with(lambda _text: Reply.summary("회의 내용을 요약했습니다."))
         llm_env = {"KEYWORD_BACKEND": "vllm", "VLLM_API_URL": llm.url, "VLLM_MODEL": MODEL}
         with (
             running_worker("stt", extra_env=host),
