@@ -9,14 +9,10 @@ to the embedded extractor.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from keywords.extractors.base import BACKEND_VLLM, CATEGORIES, KeywordItem, validate_items
 from keywords.llm import (
-    DEFAULT_BACKOFF_MAX_S,
-    DEFAULT_BACKOFF_S,
-    DEFAULT_MAX_RETRIES,
     CircuitBreaker,
     LlmClient,
     LlmUnavailable,
@@ -87,34 +83,10 @@ class VllmExtractor:
 
     name = BACKEND_VLLM
 
-    def __init__(
-        self,
-        *,
-        api_url: str | None = None,
-        model: str | None = None,
-        api_key: str | None = None,
-        timeout_s: float | None = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        backoff_s: float = DEFAULT_BACKOFF_S,
-        backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
-        breaker: CircuitBreaker | None = None,
-        sleep: Callable[[float], None] | None = None,
-        client: LlmClient | None = None,
-    ) -> None:
-        if client is None:
-            options: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
-            client = LlmClient(
-                api_url=api_url,
-                model=model,
-                api_key=api_key,
-                timeout_s=timeout_s,
-                max_retries=max_retries,
-                backoff_s=backoff_s,
-                backoff_max_s=backoff_max_s,
-                breaker=breaker,
-                **options,
-            )
-        self.client = client
+    def __init__(self, *, client: LlmClient | None = None, **options: Any) -> None:
+        # One client's settings in one place: ``options`` are LlmClient's own (api_url,
+        # model, api_key, timeout_s, retries and backoff, breaker, sleep).
+        self.client = client if client is not None else LlmClient(**options)
 
     @property
     def breaker(self) -> CircuitBreaker:
