@@ -143,7 +143,10 @@ def segment_hit_payload(segment: Segment, terms: list[Term]) -> dict[str, Any]:
 # --- serializers: the shapes above, for the OpenAPI schema ------------------------------
 
 
-class HitSerializer(serializers.Serializer):
+class SegmentFieldsSerializer(serializers.Serializer):
+    """What every segment payload holds (``segment_payload`` without word timings): the
+    segment, the hit and the segment detail add theirs to it."""
+
     id = serializers.IntegerField()
     index = serializers.IntegerField(help_text="Position in the transcript, from 0")
     start = serializers.FloatField(help_text="Seconds from the start of the audio")
@@ -153,10 +156,13 @@ class HitSerializer(serializers.Serializer):
         allow_null=True, help_text="The machine's text when a person corrected it, else null"
     )
     edited = serializers.BooleanField(help_text="Whether a person corrected the text")
-    version = serializers.IntegerField(help_text="Edits so far; an edit names it")
+    version = serializers.IntegerField(help_text="Edits so far; an edit must name it")
     speaker = serializers.IntegerField(
         allow_null=True, help_text="Id of one of the transcript's speakers, or null"
     )
+
+
+class HitSerializer(SegmentFieldsSerializer):
     spans = serializers.ListField(
         child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
         help_text="[start, end) character offsets of the matches in text",
@@ -228,20 +234,7 @@ class WordSerializer(serializers.Serializer):
     probability = serializers.FloatField(help_text="Whisper's confidence in the word, 0 to 1")
 
 
-class SegmentSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    index = serializers.IntegerField()
-    start = serializers.FloatField()
-    end = serializers.FloatField()
-    text = serializers.CharField(help_text="As said, or as a person corrected it")
-    original_text = serializers.CharField(
-        allow_null=True, help_text="The machine's text when a person corrected it, else null"
-    )
-    edited = serializers.BooleanField(help_text="Whether a person corrected the text")
-    version = serializers.IntegerField(help_text="Edits so far; an edit must name it")
-    speaker = serializers.IntegerField(
-        allow_null=True, help_text="Id of one of the transcript's speakers, or null"
-    )
+class SegmentSerializer(SegmentFieldsSerializer):
     words = WordSerializer(
         many=True,
         allow_null=True,
