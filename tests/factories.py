@@ -1,8 +1,10 @@
-"""Rows for tests: a fixed cast of users and small transcript factories."""
+"""Rows for tests: a fixed cast of users and small transcript factories, and a client to read
+them with."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from keywords.models import Backend, Category, Keyword
 from transcription.models import Segment, Transcript
@@ -15,6 +17,15 @@ def make_user(username: str, *, staff: bool = False):
     return User.objects.create_user(
         username=username, password=PASSWORD, is_staff=staff, is_superuser=staff
     )
+
+
+def english_client(user=None) -> Client:
+    """A test client that asks for English (the interface is Korean by default), signed in
+    as ``user`` when given."""
+    client = Client(headers={"Accept-Language": "en"})
+    if user is not None:
+        client.force_login(user)
+    return client
 
 
 def make_transcript(

@@ -14,7 +14,7 @@ from django.test import Client
 
 from keywords.models import Keyword
 from keywords.tasks import extract_segment_keywords
-from tests.factories import make_keyword, make_transcript
+from tests.factories import english_client, make_keyword, make_transcript
 from transcription.batch.pipeline import _store
 from transcription.editing import MAX_TEXT_CHARS
 from transcription.models import Segment, Transcript
@@ -26,12 +26,6 @@ pytestmark = pytest.mark.django_db
 
 MACHINE = "삼성전자의 새 공장이 평택에 들어섭니다"
 CORRECTED = "삼성전자의 새 공장이 용인에 들어섭니다"
-
-
-def client_for(user) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -48,7 +42,7 @@ def patch(client, segment, body):
 
 
 def test_an_edit_keeps_the_machines_text_over_two_edits(cast, meeting):
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     segment = first_segment(meeting)
     response = patch(
         owner, segment, {"text": "  삼성전자의 새 공장이\n용인에 들어섭니다 ", "version": 0}
@@ -71,13 +65,13 @@ def test_an_edit_keeps_the_machines_text_over_two_edits(cast, meeting):
     same = patch(owner, segment, {"text": "삼성전자 새 공장은 용인", "version": 2}).json()
     assert same["version"] == 2
     # The untouched segment says so.
-    other = client_for(cast.owner).get(f"/api/segments/{meeting.segments.get(index=1).pk}/")
+    other = english_client(cast.owner).get(f"/api/segments/{meeting.segments.get(index=1).pk}/")
     assert other.json()["original_text"] is None and other.json()["edited"] is False
 
 
 def test_two_people_editing_the_same_version_the_second_gets_409(cast, meeting):
     segment = first_segment(meeting)
-    first, second = client_for(cast.owner), client_for(cast.owner)
+    first, second = english_client(cast.owner), english_client(cast.owner)
     loaded = [c.get(f"/api/segments/{segment.pk}/").json()["version"] for c in (first, second)]
     assert loaded == [0, 0]
 
@@ -111,7 +105,7 @@ def test_two_people_editing_the_same_version_the_second_gets_409(cast, meeting):
 )
 def test_bad_edits_are_refused_saying_what_to_do(cast, meeting, body, code, says):
     segment = first_segment(meeting)
-    response = patch(client_for(cast.owner), segment, body)
+    response = patch(english_client(cast.owner), segment, body)
     assert response.status_code == 400
     assert response.json()["code"] == code
     assert says in response.json()["error"]
@@ -123,7 +117,7 @@ def test_bad_edits_are_refused_saying_what_to_do(cast, meeting, body, code, says
 def test_a_transcript_still_being_transcribed_cannot_be_corrected(cast, meeting, status):
     Transcript.objects.filter(pk=meeting.pk).update(status=status)
     segment = first_segment(meeting)
-    response = patch(client_for(cast.owner), segment, {"text": CORRECTED, "version": 0})
+    response = patch(english_client(cast.owner), segment, {"text": CORRECTED, "version": 0})
     assert response.status_code == 409
     assert response.json()["code"] == "not_finished"
     assert "once it is done" in response.json()["error"]
@@ -133,7 +127,7 @@ def test_a_transcript_still_being_transcribed_cannot_be_corrected(cast, meeting,
 
 def test_a_retried_task_rewriting_a_corrected_segment_keeps_the_correction(cast, meeting):
     segment = first_segment(meeting)
-    patch(client_for(cast.owner), segment, {"text": CORRECTED, "version": 0})
+    patch(english_client(cast.owner), segment, {"text": CORRECTED, "version": 0})
     # A redelivered batch task writes the same index again with the machine's text.
     result = SegmentResult(start=0.1, end=1.7, text=MACHINE, words=[])
     stored = _store(meeting, 0, result)
@@ -149,7 +143,7 @@ def test_a_redelivered_live_final_keeps_a_correction(cast):
 
     session = make_transcript(cast.owner, texts=[MACHINE], source=Transcript.Source.LIVE)
     segment = first_segment(session)
-    patch(client_for(cast.owner), segment, {"text": CORRECTED, "version": 0})
+    patch(english_client(cast.owner), segment, {"text": CORRECTED, "version": 0})
     # The same utterance's final again (a redelivered task), after the session was resumed.
     stored, wrote = store_final(str(session.pk), 0, 0.0, 1.5, {"text": MACHINE, "words": None})
     assert wrote and stored.pk == segment.pk
@@ -158,7 +152,7 @@ def test_a_redelivered_live_final_keeps_a_correction(cast):
 
 
 def test_search_finds_the_correction_and_not_the_removed_word(cast, meeting):
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     assert owner.get("/api/segments/", {"q": "평택"}).json()["count"] == 1
     patch(owner, first_segment(meeting), {"text": CORRECTED, "version": 0})
 
@@ -173,7 +167,7 @@ def test_search_finds_the_correction_and_not_the_removed_word(cast, meeting):
 
 
 def test_exports_and_the_transcript_api_read_the_correction(cast, meeting):
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     patch(owner, first_segment(meeting), {"text": CORRECTED, "version": 0})
     url = f"/api/transcripts/{meeting.pk}/export"
 
@@ -212,7 +206,7 @@ def test_subtitles_of_an_edited_segment_spell_the_correction_not_the_old_words(c
         text="평택에 공장이 들어섭니다",
         words=words,
     )
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     patch(owner, segment, {"text": "용인에 공장이 들어섭니다", "version": 0})
     url = f"/api/transcripts/{transcript.pk}/export"
     srt = pysrt.from_string(owner.get(url, {"format": "srt"}).content.decode())
@@ -246,12 +240,12 @@ def test_keywords_of_a_corrected_segment_are_extracted_again(
         lambda *args, **kwargs: sent.append(args) or extract_segment_keywords(*args, **kwargs),
     )
     with django_capture_on_commit_callbacks(execute=True):
-        patch(client_for(cast.owner), segment, {"text": CORRECTED, "version": 0})
+        patch(english_client(cast.owner), segment, {"text": CORRECTED, "version": 0})
     assert sent == [(segment.pk,)]
     words = set(Keyword.objects.filter(segment=segment).values_list("word", flat=True))
     assert "용인" in words and "평택" not in words
     assert Keyword.objects.filter(transcript=meeting, word="전체").exists()
-    counts = client_for(cast.owner).get(f"/api/transcripts/{meeting.pk}/").json()
+    counts = english_client(cast.owner).get(f"/api/transcripts/{meeting.pk}/").json()
     summary = {item["word"]: item["count"] for item in counts["keyword_summary"]}
     assert "용인" in summary and "평택" not in summary
 
@@ -261,7 +255,7 @@ def test_keywords_of_a_corrected_segment_are_extracted_again(
 
 def test_others_segments_are_404_and_unchanged(cast, meeting):
     segment = first_segment(meeting)
-    other = client_for(cast.other)
+    other = english_client(cast.other)
     assert other.get(f"/api/segments/{segment.pk}/").status_code == 404
     response = patch(other, segment, {"text": "남이 고친 글", "version": 0})
     assert response.status_code == 404
@@ -269,12 +263,12 @@ def test_others_segments_are_404_and_unchanged(cast, meeting):
     segment.refresh_from_db()
     assert (segment.text, segment.version) == (MACHINE, 0)
     assert patch(other, segment, {"speaker": None}).status_code == 404
-    assert client_for(cast.owner).get("/api/segments/999999/").status_code == 404
+    assert english_client(cast.owner).get("/api/segments/999999/").status_code == 404
 
 
 def test_staff_may_correct_anyones_segment(cast, meeting):
     segment = first_segment(meeting)
-    response = patch(client_for(cast.staff), segment, {"text": CORRECTED, "version": 0})
+    response = patch(english_client(cast.staff), segment, {"text": CORRECTED, "version": 0})
     assert response.status_code == 200
     assert response.json()["edited_by"] == "staff"
 

@@ -18,7 +18,7 @@ from rest_framework.authtoken.models import Token
 
 from keywords.models import Category
 from sttproject import urls as project_urls
-from tests.factories import make_keyword, make_transcript
+from tests.factories import english_client, make_keyword, make_transcript
 from transcription.batch.uploads import UploadRejected, about_minutes, check_language
 from transcription.models import Transcript
 from transcription.web.downloads import attachment, file_stem
@@ -26,13 +26,6 @@ from transcription.web.downloads import attachment, file_stem
 ENGLISH = {"Accept-Language": "en"}
 # 05:05 UTC is 14:05 in Seoul (the default TIME_ZONE) and 06:05 in Berlin (in November).
 CREATED = dt.datetime(2026, 11, 29, 5, 5, tzinfo=dt.UTC)
-
-
-def english_client(user=None) -> Client:
-    client = Client(headers=ENGLISH)
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def untitled(owner) -> Transcript:

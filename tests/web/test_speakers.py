@@ -12,7 +12,7 @@ import webvtt
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
-from tests.factories import make_transcript
+from tests.factories import english_client, make_transcript
 from transcription.models import Segment, Speaker
 from transcription.speech import diarization
 from transcription.web.exports import render
@@ -27,12 +27,6 @@ TEXTS = [
     "네 알겠습니다",
     "질문 있습니다",
 ]
-
-
-def client_for(user) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -56,7 +50,7 @@ def speakers_of(transcript) -> list[str | None]:
 
 
 def test_add_list_rename_and_remove_speakers(cast, meeting):
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     made = post(owner, speakers_url(meeting), {"name": "  김민수 "})
     assert made.status_code == 201
     assert set(made.json()) == set(SpeakerSerializer().fields)
@@ -85,7 +79,7 @@ def test_add_list_rename_and_remove_speakers(cast, meeting):
 
 
 def test_assign_one_segment_or_a_run_by_name_or_id(cast, meeting):
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     assign = speakers_url(meeting) + "assign"
     response = post(owner, assign, {"name": "김민수", "first": 0, "last": 1})
     assert response.status_code == 200
@@ -128,7 +122,7 @@ def test_assign_one_segment_or_a_run_by_name_or_id(cast, meeting):
     ],
 )
 def test_bad_assignments_say_what_to_do(cast, meeting, body, code):
-    response = post(client_for(cast.owner), speakers_url(meeting) + "assign", body)
+    response = post(english_client(cast.owner), speakers_url(meeting) + "assign", body)
     assert response.status_code == 400
     assert response.json()["code"] == code and response.json()["error"]
     assert speakers_of(meeting) == [None] * 4
@@ -137,7 +131,7 @@ def test_bad_assignments_say_what_to_do(cast, meeting, body, code):
 def test_a_speaker_of_another_transcript_cannot_be_assigned(cast, meeting):
     elsewhere = make_transcript(cast.owner, texts=["다른 회의"])
     theirs = Speaker.objects.create(transcript=elsewhere, name="남")
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     response = post(owner, speakers_url(meeting) + "assign", {"speaker": theirs.pk, "first": 0})
     assert response.status_code == 400 and response.json()["code"] == "bad_speaker"
     segment = meeting.segments.get(index=0)
@@ -174,7 +168,7 @@ def _send(client, method, url, body):
 @pytest.mark.parametrize("who", ["other", "anonymous"])
 def test_others_and_anonymous_reach_no_speaker_endpoint(cast, meeting, who):
     speaker = Speaker.objects.create(transcript=meeting, name="김민수")
-    client = client_for(cast.other) if who == "other" else Client()
+    client = english_client(cast.other) if who == "other" else Client()
     for method, url, body in _calls(meeting, speaker):
         response = _send(client, method, url, body)
         expected = (404,) if who == "other" else (401, 403)
@@ -187,7 +181,7 @@ def test_others_and_anonymous_reach_no_speaker_endpoint(cast, meeting, who):
 @pytest.mark.parametrize("who", ["owner", "staff"])
 def test_the_owner_and_staff_reach_every_speaker_endpoint(cast, meeting, who):
     speaker = Speaker.objects.create(transcript=meeting, name="김민수")
-    client = client_for(getattr(cast, who))
+    client = english_client(getattr(cast, who))
     statuses = [_send(client, *call).status_code for call in _calls(meeting, speaker)]
     assert statuses == [200, 201, 200, 200, 204]
 
@@ -196,7 +190,7 @@ def test_the_owner_and_staff_reach_every_speaker_endpoint(cast, meeting, who):
 
 
 def _assigned(cast, meeting):
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     post(owner, speakers_url(meeting) + "assign", {"name": "김민수", "first": 0, "last": 1})
     post(owner, speakers_url(meeting) + "assign", {"name": "Alice <A&B>", "first": 2})
     return owner
@@ -302,7 +296,9 @@ def test_people_keep_their_speakers_when_labels_come(cast, meeting):
     from transcription.speakers import apply_labels
 
     first = meeting.segments.get(index=0)
-    post(client_for(cast.owner), speakers_url(meeting) + "assign", {"name": "김민수", "first": 0})
+    post(
+        english_client(cast.owner), speakers_url(meeting) + "assign", {"name": "김민수", "first": 0}
+    )
     labels = {s.pk: "S1" for s in meeting.segments.all()}
     assert apply_labels(meeting, labels) == 3
     assert speakers_of(meeting) == ["김민수", "S1", "S1", "S1"]
@@ -339,12 +335,14 @@ def test_the_pipeline_writes_a_backends_labels_and_the_exports_show_them(
     assert [s.speaker.label for s in segments] == [
         "S1" if n % 2 == 0 else "S2" for n in range(len(segments))
     ]
-    txt = client_for(cast.owner).get(f"/api/transcripts/{transcript.pk}/export", {"format": "txt"})
+    txt = english_client(cast.owner).get(
+        f"/api/transcripts/{transcript.pk}/export", {"format": "txt"}
+    )
     assert [line.split(":")[0] for line in txt.content.decode().splitlines()] == [
         s.speaker.label for s in segments
     ]
     vtt = webvtt.from_string(
-        client_for(cast.owner)
+        english_client(cast.owner)
         .get(f"/api/transcripts/{transcript.pk}/export", {"format": "vtt"})
         .content.decode()
     )

@@ -13,7 +13,7 @@ from django.test import Client
 
 from keywords import services
 from keywords.models import Summary
-from tests.factories import make_transcript
+from tests.factories import english_client, make_transcript
 from transcription.models import Segment, Transcript
 from transcription.web.payloads import SummarySerializer, TranscriptDetailSerializer
 
@@ -31,12 +31,6 @@ def _embedded(settings):
     settings.KEYWORD_BACKEND = "embedded"
 
 
-def client_for(user) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
-
-
 def summarised(transcript) -> Summary:
     """Request and write a summary as the upload pipeline and the task do."""
     services.request_summary(transcript)
@@ -47,7 +41,7 @@ def summarised(transcript) -> Summary:
 
 def test_the_detail_has_the_summary_in_its_schema_shape(cast):
     transcript = make_transcript(cast.owner, texts=MEETING)
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     body = owner.get(f"/api/transcripts/{transcript.pk}/").json()
     assert set(body) == set(TranscriptDetailSerializer().fields)
     assert body["summary"] is None  # none requested yet
@@ -66,7 +60,7 @@ def test_the_detail_has_the_summary_in_its_schema_shape(cast):
 def test_regenerate_queues_a_new_summary_and_answers_202(cast, django_capture_on_commit_callbacks):
     transcript = make_transcript(cast.owner, texts=MEETING)
     summarised(transcript)
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     with django_capture_on_commit_callbacks() as queued:
         response = owner.post(f"/api/transcripts/{transcript.pk}/summary")
     assert response.status_code == 202, response.content
@@ -82,7 +76,7 @@ def test_regenerate_queues_a_new_summary_and_answers_202(cast, django_capture_on
 def test_regenerate_is_refused_while_the_transcript_is_not_done(cast):
     transcript = make_transcript(cast.owner, texts=MEETING)
     Transcript.objects.filter(pk=transcript.pk).update(status=Transcript.Status.RUNNING)
-    response = client_for(cast.owner).post(f"/api/transcripts/{transcript.pk}/summary")
+    response = english_client(cast.owner).post(f"/api/transcripts/{transcript.pk}/summary")
     assert response.status_code == 409
     assert "not finished" in response.json()["error"]
     assert not Summary.objects.filter(transcript=transcript).exists()
@@ -93,18 +87,19 @@ def test_only_the_owner_and_staff_may_regenerate(cast, django_capture_on_commit_
     others = make_transcript(cast.other, texts=["남의 회의 내용을 정리해야 합니다"])
     url = f"/api/transcripts/{transcript.pk}/summary"
     with django_capture_on_commit_callbacks() as queued:
-        assert client_for(cast.other).post(url).status_code == 404
+        assert english_client(cast.other).post(url).status_code == 404
         assert (
-            client_for(cast.owner).post(f"/api/transcripts/{others.pk}/summary").status_code == 404
+            english_client(cast.owner).post(f"/api/transcripts/{others.pk}/summary").status_code
+            == 404
         )
     assert queued == [] and not Summary.objects.exists()
     anonymous = Client().post(url)
     assert anonymous.status_code in (401, 403)
-    assert client_for(cast.staff).post(url).status_code == 202
+    assert english_client(cast.staff).post(url).status_code == 202
     # A summary of someone else's transcript is not in another user's view of anything.
     summarised(transcript)
-    assert client_for(cast.other).get(f"/api/transcripts/{transcript.pk}/").status_code == 404
-    assert client_for(cast.other).get(f"/transcripts/{transcript.pk}/").status_code == 404
+    assert english_client(cast.other).get(f"/api/transcripts/{transcript.pk}/").status_code == 404
+    assert english_client(cast.other).get(f"/transcripts/{transcript.pk}/").status_code == 404
 
 
 def test_regenerate_with_a_token_needs_no_csrf(cast):
@@ -124,7 +119,7 @@ def test_an_edited_transcript_says_its_summary_is_out_of_date(cast):
     segment = Segment.objects.get(transcript=transcript, index=1)
     segment.text = "회의에서 신규 서버 구매를 다음 달로 미루기로 했습니다"
     segment.save(update_fields=["text"])
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     assert owner.get(f"/api/transcripts/{transcript.pk}/").json()["summary"]["stale"] is True
     page = owner.get(f"/transcripts/{transcript.pk}/").content.decode()
     assert 'data-stale="true"' in page and "Out of date" in page
@@ -167,7 +162,7 @@ def test_a_run_whose_worker_died_is_taken_over(cast):
 
 def test_exports_carry_the_summary(cast):
     transcript = make_transcript(cast.owner, texts=MEETING)
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     export = f"/api/transcripts/{transcript.pk}/export"
     assert json.loads(owner.get(export, {"format": "json"}).content)["summary"] is None
     assert owner.get(export, {"format": "txt"}).content.decode() == "\n".join(MEETING) + "\n"
@@ -186,7 +181,7 @@ def test_exports_carry_the_summary(cast):
 
 def test_the_page_shows_the_summary_in_english(cast):
     transcript = make_transcript(cast.owner, texts=MEETING)
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     page = owner.get(f"/transcripts/{transcript.pk}/").content.decode()
     assert 'id="summary"' in page and "No summary yet." in page
     summary = summarised(transcript)
@@ -201,14 +196,14 @@ def test_the_page_shows_the_summary_in_english(cast):
 def test_a_running_transcript_has_no_summary_card(cast):
     transcript = make_transcript(cast.owner, texts=MEETING)
     Transcript.objects.filter(pk=transcript.pk).update(status=Transcript.Status.RUNNING)
-    page = client_for(cast.owner).get(f"/transcripts/{transcript.pk}/").content.decode()
+    page = english_client(cast.owner).get(f"/transcripts/{transcript.pk}/").content.decode()
     assert 'id="summary"' not in page
 
 
 def test_the_schema_documents_the_endpoint(cast):
     import yaml
 
-    schema = yaml.safe_load(client_for(cast.owner).get("/api/schema/").content)
+    schema = yaml.safe_load(english_client(cast.owner).get("/api/schema/").content)
     operation = schema["paths"]["/api/transcripts/{id}/summary"]["post"]
     assert set(operation["responses"]) == {"202", "404", "409"}
 
@@ -221,7 +216,7 @@ def test_a_just_finished_page_waits_for_its_summary(cast):
     from django.utils import timezone
 
     transcript = make_transcript(cast.owner, texts=MEETING)
-    owner = client_for(cast.owner)
+    owner = english_client(cast.owner)
     url = f"/transcripts/{transcript.pk}/"
     Transcript.objects.filter(pk=transcript.pk).update(finished_at=timezone.now())
     assert 'data-expected="true"' in owner.get(url).content.decode()
