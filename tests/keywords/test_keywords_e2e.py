@@ -4,19 +4,16 @@ backend) and with the LLM down (the embedded backend answers), through real work
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 
 import numpy as np
 import pytest
-from channels.testing import WebsocketCommunicator
 
 from bench.common import free_port
-from sttproject.asgi import application
 from tests.celery_workers import running_worker
-from tests.conftest import session_cookie_header
 from tests.factories import make_user
+from tests.live.ws import RATE, connect, receive_until, start, stream
 from tests.llm_server import FakeLlmServer, Reply
 from transcription.models import Segment, Transcript
 from transcription.speech.audio import decode_audio
@@ -82,30 +79,13 @@ def upload_and_wait_for_keywords(client, path, timeout=120) -> dict:
 
 
 async def live_keywords(user, path) -> tuple[str, dict]:
-    audio = decode_audio(path)
-    audio = np.concatenate([audio, np.zeros(16000 * 2, np.float32)])
-    headers = [
-        (b"host", b"localhost"),
-        (b"origin", b"http://localhost"),
-        await asyncio.to_thread(session_cookie_header, user),
-    ]
-    communicator = WebsocketCommunicator(application, "/ws", headers=headers)
-    assert (await communicator.connect(timeout=10))[0]
-    await communicator.send_json_to(
-        {"type": "start", "language": "ko", "sample_rate": 16000, "encoding": "f32le"}
-    )
-    session = None
-    for i in range(0, len(audio), 4000):
-        await communicator.send_to(bytes_data=audio[i : i + 4000].astype("<f4").tobytes())
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        event = json.loads(await communicator.receive_from(timeout=90))
-        if event["type"] == "ready":
-            session = event["session"]
-        if event["type"] == "keywords":
-            await communicator.disconnect()
-            return session, event
-    raise AssertionError("no keywords event")
+    """A live session of ``path`` (and 2 s of silence): its id and its first keywords event."""
+    communicator = await connect(user)
+    session = (await start(communicator))["session"]
+    await stream(communicator, np.concatenate([decode_audio(path), np.zeros(2 * RATE, np.float32)]))
+    events = await receive_until(communicator, lambda e: e["type"] == "keywords", timeout=90)
+    await communicator.disconnect()
+    return session, events[-1]
 
 
 def stored_backends(session) -> set[str]:

@@ -7,20 +7,16 @@ The page is asked for in English (the interface's source language)."""
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 
 import numpy as np
 import pytest
-from channels.testing import WebsocketCommunicator
 
 from keywords import extractive
 from keywords.models import Summary
-from sttproject.asgi import application
 from tests.browser import chromium, off_loop, sign_in
 from tests.celery_workers import running_worker
-from tests.conftest import session_cookie_header
 from tests.factories import PASSWORD, make_user
+from tests.live.ws import RATE, connect, receive_until, start, stream
 from tests.llm_server import FakeLlmServer, Reply
 from tests.polling import wait_for
 from tests.servers import running_web
@@ -93,6 +89,18 @@ def summary_shown(
         )
 
 
+def shown_summary(url, owner, transcript_id, regenerated) -> dict:
+    """``summary_shown`` in a thread of its own: Playwright leaves an event loop behind in the
+    thread that drove it, where Django then refuses the ORM calls after it. A failure says
+    where the transcript and its summary stood."""
+    try:
+        return off_loop(summary_shown, url, owner, transcript_id, 240.0, regenerated)
+    except AssertionError as exc:
+        state = Transcript.objects.filter(pk=transcript_id).values("status").first()
+        rows = list(Summary.objects.filter(transcript_id=transcript_id).values())
+        raise AssertionError(f"{exc}\ntranscript {state}, summary {rows}") from exc
+
+
 def test_with_the_llm_up_the_page_shows_its_summary(owner_client, owner, eval_clip, tmp_path):
     path, _ = eval_clip(CLIP)
     regenerated = LLM_REGENERATED
@@ -107,14 +115,7 @@ def test_with_the_llm_up_the_page_shows_its_summary(owner_client, owner, eval_cl
             running_web(extra_env={"DATA_DIR": str(tmp_path)}) as url,
         ):
             transcript_id = upload(owner_client, path)
-            # In a thread of its own: Playwright leaves an event loop behind in the thread that
-            # drove it, where Django then refuses the ORM calls below.
-            try:
-                shown = off_loop(summary_shown, url, owner, transcript_id, 240.0, regenerated)
-            except AssertionError as exc:
-                state = Transcript.objects.filter(pk=transcript_id).values("status").first()
-                rows = list(Summary.objects.filter(transcript_id=transcript_id).values())
-                raise AssertionError(f"{exc}\ntranscript {state}, summary {rows}") from exc
+            shown = shown_summary(url, owner, transcript_id, regenerated)
         assert llm.violations == []
         asked = llm.summary_texts
     assert shown["backend"] == "vllm" and shown["label"] == "Written by the LLM"
@@ -130,34 +131,15 @@ def test_with_the_llm_up_the_page_shows_its_summary(owner_client, owner, eval_cl
 
 
 async def live_session_until_stopped(user, path) -> str:
-    audio = decode_audio(path)
-    audio = np.concatenate([audio, np.zeros(16000 * 2, np.float32)])
-    headers = [
-        (b"host", b"localhost"),
-        (b"origin", b"http://localhost"),
-        await asyncio.to_thread(session_cookie_header, user),
-    ]
-    communicator = WebsocketCommunicator(application, "/ws", headers=headers)
-    assert (await communicator.connect(timeout=10))[0]
-    await communicator.send_json_to(
-        {"type": "start", "language": "ko", "sample_rate": 16000, "encoding": "f32le"}
-    )
-    session = None
-    for i in range(0, len(audio), 4000):
-        await communicator.send_to(bytes_data=audio[i : i + 4000].astype("<f4").tobytes())
-    deadline = time.monotonic() + 120
-    stopping = False
-    while time.monotonic() < deadline:
-        event = json.loads(await communicator.receive_from(timeout=120))
-        if event["type"] == "ready":
-            session = event["session"]
-        if event["type"] == "final" and not stopping:
-            await communicator.send_json_to({"type": "stop"})
-            stopping = True
-        if event["type"] == "stopped":
-            await communicator.disconnect()
-            return session
-    raise AssertionError("the session did not stop")
+    """A live session of ``path`` (and 2 s of silence), stopped after its first final."""
+    communicator = await connect(user)
+    session = (await start(communicator))["session"]
+    await stream(communicator, np.concatenate([decode_audio(path), np.zeros(2 * RATE, np.float32)]))
+    await receive_until(communicator, lambda e: e["type"] == "final", timeout=120)
+    await communicator.send_json_to({"type": "stop"})
+    await receive_until(communicator, lambda e: e["type"] == "stopped", timeout=120)
+    await communicator.disconnect()
+    return session
 
 
 def test_with_the_llm_down_the_embedded_summary_is_shown_and_live_sessions_get_one(
@@ -175,14 +157,7 @@ def test_with_the_llm_down_the_embedded_summary_is_shown_and_live_sessions_get_o
             running_web(extra_env={"DATA_DIR": str(tmp_path)}) as url,
         ):
             transcript_id = upload(owner_client, path)
-            # In a thread of its own: Playwright leaves an event loop behind in the thread that
-            # drove it, where Django then refuses the ORM calls below.
-            try:
-                shown = off_loop(summary_shown, url, owner, transcript_id, 240.0, regenerated)
-            except AssertionError as exc:
-                state = Transcript.objects.filter(pk=transcript_id).values("status").first()
-                rows = list(Summary.objects.filter(transcript_id=transcript_id).values())
-                raise AssertionError(f"{exc}\ntranscript {state}, summary {rows}") from exc
+            shown = shown_summary(url, owner, transcript_id, regenerated)
             speaker = make_user("speaker2")
             session = asyncio.run(live_session_until_stopped(speaker, path))
             live = wait_for(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -9,6 +10,7 @@ import numpy as np
 from channels.testing import WebsocketCommunicator
 
 from sttproject.asgi import application
+from tests.conftest import session_cookie_header
 from transcription.models import Transcript
 from transcription.speech.audio import decode_audio
 
@@ -35,8 +37,13 @@ def chunks(samples: np.ndarray, seconds: float = 0.25):
         yield samples[i : i + step]
 
 
-async def connect() -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, "/ws", headers=HEADERS)
+async def connect(user=None) -> WebsocketCommunicator:
+    """A socket signed in as the signed_in fixture's user, or as ``user`` when given (tests
+    outside tests/live)."""
+    headers = HEADERS
+    if user is not None:
+        headers = [*ORIGIN, await asyncio.to_thread(session_cookie_header, user)]
+    communicator = WebsocketCommunicator(application, "/ws", headers=headers)
     connected, _ = await communicator.connect(timeout=10)
     assert connected
     return communicator
