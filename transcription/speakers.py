@@ -10,6 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
+from transcription.editing import EditRefused
 from transcription.models import Segment, Speaker, Transcript
 
 log = logging.getLogger(__name__)
@@ -17,12 +18,8 @@ log = logging.getLogger(__name__)
 MAX_NAME_CHARS = 100
 
 
-class SpeakerRefused(Exception):
+class SpeakerRefused(EditRefused):
     """A speaker change that cannot be made as asked; ``message`` says what to do instead."""
-
-    def __init__(self, message: str, code: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message, self.code, self.status = message, code, status
 
 
 def clean_name(raw: Any) -> str:

@@ -77,7 +77,7 @@ class AssignResultSerializer(serializers.Serializer):
     speaker = SpeakerSerializer(allow_null=True)
 
 
-def _refused(exc: EditRefused | speakers.SpeakerRefused) -> Response:
+def _refused(exc: EditRefused) -> Response:
     return Response({"error": exc.message, "code": exc.code}, status=exc.status)
 
 
@@ -147,7 +147,7 @@ class SegmentDetail(APIView):
                     speakers.assign(segment.transcript, speaker, segment.index)
                 if "text" in data:
                     edit_text(segment, data.get("text"), data.get("version"), request.user)
-        except (EditRefused, speakers.SpeakerRefused) as exc:
+        except EditRefused as exc:  # speakers.SpeakerRefused too
             return _refused(exc)
         except EditConflict as exc:
             body = {
