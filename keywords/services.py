@@ -173,3 +173,9 @@ def summary_payload(summary: Summary | None, texts: list[str]) -> dict[str, Any]
         "stale": bool(summary.source_hash) and summary.source_hash != summaries.text_hash(texts),
         "finished_at": summary.finished_at.isoformat() if summary.finished_at else None,
     }
+
+
+def summary_of(transcript: Transcript, texts: list[str]) -> dict[str, Any] | None:
+    """The transcript's summary as ``summary_payload`` shows it (``texts``: its segment texts
+    now), or None when none was ever requested."""
+    return summary_payload(Summary.objects.filter(transcript=transcript).first(), texts)

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from keywords.models import Summary
-from keywords.services import request_summary
+from keywords.services import request_summary, summary_of
 from transcription.access import visible_transcripts
 from transcription.batch import turns
 from transcription.batch.uploads import UploadRejected, check_size, create_upload
@@ -235,9 +235,7 @@ class TranscriptExport(APIView):
         ]
         # Corrected text, with each segment's speaker (exports.py).
         segments = list(transcript.segments.select_related("speaker"))
-        summary = summary_payload(
-            Summary.objects.filter(transcript=transcript).first(), [s.text for s in segments]
-        )
+        summary = summary_of(transcript, [s.text for s in segments])
         try:
             content, content_type, extension = render(
                 fmt,

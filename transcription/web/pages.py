@@ -18,8 +18,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from keywords.backends import answering_backend, last_answer, probe_llm
-from keywords.models import Summary
-from keywords.services import summary, summary_payload
+from keywords.services import summary, summary_of
 from transcription.access import visible_transcripts
 from transcription.editing import EDITABLE
 from workers.gpu import resolve_runtime
@@ -192,7 +191,7 @@ def transcript_page(request: HttpRequest, pk) -> HttpResponse:
     segments = list(transcript.segments.select_related("speaker"))
     for segment in segments:
         segment.shown_words = display_words(segment.text, segment.words)
-    summary_row = Summary.objects.filter(transcript=transcript).first()
+    summary_now = summary_of(transcript, [s.text for s in segments])
     keywords_by_category: dict[str, list[dict]] = {}
     for item in summary(transcript, limit=200):
         keywords_by_category.setdefault(item["category"], []).append(item)
@@ -207,10 +206,10 @@ def transcript_page(request: HttpRequest, pk) -> HttpResponse:
             # Corrections and speakers once the transcription no longer writes segments.
             "editable": transcript.status in EDITABLE,
             "speakers": list(transcript.speakers.all()),
-            "summary": summary_row and summary_payload(summary_row, [s.text for s in segments]),
+            "summary": summary_now,
             # Just finished: its summary is on its way (requested after the keywords, or when
             # a live session ends) although not requested yet; the page waits for it.
-            "summary_expected": summary_row is None
+            "summary_expected": summary_now is None
             and transcript.status == transcript.Status.DONE
             and transcript.finished_at is not None
             and timezone.now() - transcript.finished_at < SUMMARY_EXPECTED_FOR,

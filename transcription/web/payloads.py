@@ -14,7 +14,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from keywords.models import Category, Keyword, Summary
-from keywords.services import summary, summary_payload
+from keywords.services import summary, summary_of, summary_payload
 from transcription.models import Segment, Speaker, Transcript
 from transcription.notify import segment_payload
 from transcription.search import Term
@@ -81,9 +81,7 @@ def transcript_payload(transcript: Transcript, *, with_segments: bool = True) ->
         data["keywords"] = [keyword_payload(k) for k in transcript.keywords.all()]
         data["keyword_summary"] = summary(transcript)
         # Built in keywords.services, where the summary task builds its page event too.
-        data["summary"] = summary_payload(
-            Summary.objects.filter(transcript=transcript).first(), [s.text for s in segments]
-        )
+        data["summary"] = summary_of(transcript, [s.text for s in segments])
     return data
 
 
