@@ -292,7 +292,8 @@ def _transcribe_file(transcript, source, notifier, on_progress, deadline, yield_
         if language == "auto" and keep:
             language = engine.detect_language(window.audio, keep)
             Transcript.objects.filter(pk=transcript.pk).update(language=language)
-        batches = engine.transcribe_regions(window.audio, keep, language) if keep else []
+        # Audio after the cut is the next window's: no span is decoded with any of it.
+        batches = engine.transcribe_regions(window.audio, keep, language, cut) if keep else []
         for batch in batches:
             kept = filter_segments(batch.segments, speech_spans=regions)
             stored = []

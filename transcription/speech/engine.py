@@ -196,28 +196,44 @@ def detect_language(audio: np.ndarray, regions: Sequence[tuple[float, float]]) -
 
 @dataclass(frozen=True)
 class Placement:
-    """Where one utterance sits in a packed window: ``start``/``end`` in the window's audio."""
+    """Where one stretch of the recording (``region``) sits in a packed window: ``start``/
+    ``end`` in the window's audio. ``keep``: the span its words belong to and are kept inside
+    (the region itself unless it is a span's clip, its speech with the audio around it)."""
 
     region: tuple[float, float]
     start: float
     end: float
+    keep: tuple[float, float] | None = None
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.keep or self.region
+
+
+Gap = float | Callable[[tuple[float, float], tuple[float, float]], float]
+
+
+def _gap_s(gap: Gap, before: tuple[float, float], after: tuple[float, float]) -> float:
+    return gap(before, after) if callable(gap) else gap
 
 
 def pack_regions(
-    regions: Sequence[tuple[float, float]], window_s: float, gap_s: float
+    regions: Sequence[tuple[float, float]], window_s: float, gap_s: Gap
 ) -> list[list[tuple[float, float]]]:
     """Group consecutive utterances into windows of at most ``window_s`` seconds of audio,
-    ``gap_s`` of silence between two utterances. An utterance longer than a window gets
-    one of its own; ``window_s`` 0 puts every utterance in its own window."""
+    ``gap_s`` of silence between two utterances (a number, or a function of the two). An
+    utterance longer than a window gets one of its own; ``window_s`` 0 puts every
+    utterance in its own window."""
     windows: list[list[tuple[float, float]]] = []
     current: list[tuple[float, float]] = []
     length = 0.0
     for region in regions:
         duration = region[1] - region[0]
-        if current and (window_s <= 0 or length + gap_s + duration > window_s):
+        gap = _gap_s(gap_s, current[-1], region) if current else 0.0
+        if current and (window_s <= 0 or length + gap + duration > window_s):
             windows.append(current)
-            current, length = [], 0.0
-        length += (gap_s if current else 0.0) + duration
+            current, length, gap = [], 0.0, 0.0
+        length += gap + duration
         current.append(region)
     if current:
         windows.append(current)
@@ -225,14 +241,14 @@ def pack_regions(
 
 
 def _window_audio(
-    audio: np.ndarray, window: Sequence[tuple[float, float]], gap_s: float
+    audio: np.ndarray, window: Sequence[tuple[float, float]], gap_s: Gap
 ) -> tuple[np.ndarray, list[Placement]]:
-    gap = np.zeros(int(round(gap_s * SAMPLE_RATE)), dtype=np.float32)
     pieces, placements, position = [], [], 0
-    for start, end in window:
+    for index, (start, end) in enumerate(window):
         if pieces:
-            pieces.append(gap)
-            position += gap.size
+            gap = int(round(_gap_s(gap_s, window[index - 1], (start, end)) * SAMPLE_RATE))
+            pieces.append(np.zeros(gap, dtype=np.float32))
+            position += gap
         piece = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
         pieces.append(piece)
         placements.append(
@@ -281,6 +297,33 @@ def join_regions(
     return spans
 
 
+def frame_spans(
+    spans: Sequence[Span], pad_s: float, until_s: float
+) -> dict[tuple[float, float], tuple[float, float]]:
+    """The clip each span is decoded from: its speech with the real audio around it, as
+    faster-whisper's own VAD filter frames speech for Whisper (``CONTEXT_PAD_S`` of audio
+    before and after the speech; a silence after it shorter than ``CONTEXT_SILENCE_S`` kept
+    whole, up to the next span or ``until_s``). With whisper-base a word can turn on where
+    the audio given to it begins and ends by a tenth of a second; framed this way a file
+    of one sentence is decoded from the very audio plain faster-whisper decodes. Clips never
+    reach into another span and do not overlap; a clip stays within one Whisper window.
+    ``pad_s``: the VAD padding already inside the spans' bounds."""
+    extra = max(CONTEXT_PAD_S - pad_s, 0.0)
+    starts = []
+    for i, span in enumerate(spans):
+        floor = spans[i - 1].end if i else 0.0
+        floor = max(floor, span.end - WHISPER_WINDOW_S)
+        starts.append(min(max(span.start - extra, floor, 0.0), span.start))
+    frames = {}
+    for i, span in enumerate(spans):
+        limit = starts[i + 1] if i + 1 < len(spans) else max(until_s, span.end)
+        next_speech = spans[i + 1].start + pad_s if i + 1 < len(spans) else until_s
+        end = limit if next_speech - (span.end - pad_s) < CONTEXT_SILENCE_S else span.end + extra
+        end = min(end, limit, starts[i] + WHISPER_WINDOW_S)
+        frames[span.bounds] = (starts[i], max(end, span.end))
+    return frames
+
+
 def _decode(audio: np.ndarray, clips: list[dict], language: str, size: int) -> list:
     segments, _info = _pipeline.transcribe(
         audio,
@@ -307,7 +350,7 @@ def _word(word, shift: float, bounds: tuple[float, float], evidence: Evidence) -
 def _place_words(segments: Sequence, layout: Sequence[Placement]) -> dict:
     """A packed window's words, each on the span it was spoken in (the one holding its
     middle, or the nearest), shifted onto the recording's timeline."""
-    placed: dict[tuple[float, float], list[Word]] = {p.region: [] for p in layout}
+    placed: dict[tuple[float, float], list[Word]] = {p.bounds: [] for p in layout}
     for segment in segments:
         evidence = evidence_of(segment)
         for word in segment.words or ():
@@ -321,20 +364,28 @@ def _place_words(segments: Sequence, layout: Sequence[Placement]) -> dict:
                 ),
             )
             shift = owner.region[0] - owner.start
-            placed[owner.region].append(_word(word, shift, owner.region, evidence))
+            placed[owner.bounds].append(_word(word, shift, owner.bounds, evidence))
     for words in placed.values():
         words.sort(key=lambda word: (word.start, word.end))
     return placed
 
 
 def _decode_alone(
-    audio: np.ndarray, stretches: Sequence[tuple[float, float]], language: str, size: int
+    audio: np.ndarray,
+    stretches: Sequence[tuple[float, float]],
+    language: str,
+    size: int,
+    frames: dict | None = None,
 ) -> list[list[Word]]:
-    """Each stretch of the recording decoded as a clip of its own: its words, kept inside it."""
+    """Each stretch of the recording decoded as a clip of its own (``frames[stretch]``, the
+    stretch with the audio around it, when given; clips do not overlap): its words, kept
+    inside the stretch."""
     if not stretches:
         return []
+    frames = frames or {}
     order = sorted(range(len(stretches)), key=lambda i: stretches[i])
-    clips = [{"start": stretches[i][0], "end": stretches[i][1]} for i in order]
+    framed = [frames.get(stretches[i], stretches[i]) for i in order]
+    clips = [{"start": start, "end": end} for start, end in framed]
     found: list[list[Word]] = [[] for _ in stretches]
     for index, segments in zip(
         order, _by_clip(_decode(audio, clips, language, size), clips), strict=True
@@ -390,7 +441,8 @@ def _segment(words: Sequence[Word]) -> SegmentResult:
 
 
 # Packing: spans share 30 s encoder windows (the encoder is most of the CPU cost),
-# separated by enough silence for Whisper to start a new line at each.
+# separated by enough silence for Whisper to start a new line at each: the real audio
+# around their speech (frame_spans), then zeros up to this much.
 PACK_GAP_S = 2.0
 # A segment may start this much before its clip (float rounding of the clip bounds).
 CLIP_SLACK_S = 0.05
@@ -400,10 +452,19 @@ TRUNCATED_RATE_SHARE = 0.6
 UNCOVERED_S = 1.0
 # Joined spans stay inside one Whisper window.
 JOIN_MAX_S = 28.0
+WHISPER_WINDOW_S = 30.0
+# A span is decoded with this much audio before and after its speech, and with a silence
+# after it shorter than CONTEXT_SILENCE_S whole: faster-whisper's VAD filter defaults
+# (speech_pad_ms, min_silence_duration_ms), so Whisper hears what it hears under plain use.
+CONTEXT_PAD_S = 0.4
+CONTEXT_SILENCE_S = 2.0
 
 
 def transcribe_regions(
-    audio: np.ndarray, regions: Sequence[tuple[float, float]], language: str
+    audio: np.ndarray,
+    regions: Sequence[tuple[float, float]],
+    language: str,
+    until_s: float | None = None,
 ) -> Iterator[BatchResult]:
     """Transcribe utterances in batches; yield each batch's segments as soon as it is done.
 
@@ -414,23 +475,47 @@ def transcribe_regions(
     spans a long pause. A packed span whose text is missing or cut short is decoded again
     alone, and speech still left without words is decoded again by itself and its words
     put in place: nothing said is lost silently. Segments are the spans' sentences.
+
+    Each span is decoded with the real audio around it (``frame_spans``), up to ``until_s``
+    (the end of ``audio`` when None; the caller's cut when speech after it is not yet
+    in ``regions``).
     """
     get_model()
     size = batch_size()
     pad_s = settings.VAD_SPEECH_PAD_MS / 1000
     spans = join_regions(regions, settings.STT_JOIN_PAUSE_S, JOIN_MAX_S)
-    by_bounds = {span.bounds: span for span in spans}
-    windows = pack_regions([span.bounds for span in spans], settings.STT_PACK_WINDOW_S, PACK_GAP_S)
+    length_s = audio.size / SAMPLE_RATE
+    until_s = length_s if until_s is None else min(until_s, length_s)
+    frames = frame_spans(spans, pad_s, until_s)
+    by_clip = {frames[span.bounds]: span for span in spans}
+
+    def gap(before: tuple[float, float], after: tuple[float, float]) -> float:
+        # The real audio around two spans' speech counts toward the silence between them,
+        # so spans pack into windows as densely as without it.
+        context = (before[1] - by_clip[before].end) + (by_clip[after].start - after[0])
+        return max(PACK_GAP_S - context, 0.0)
+
+    # The window's limit is on speech with its VAD padding; the first and the last span of
+    # a window bring their context with them (still well inside Whisper's 30 s).
+    window_s = settings.STT_PACK_WINDOW_S
+    if window_s > 0:
+        window_s = min(window_s + 2 * max(CONTEXT_PAD_S - pad_s, 0.0), WHISPER_WINDOW_S)
+    windows = pack_regions([frames[span.bounds] for span in spans], window_s, gap)
     for first in range(0, len(windows), size):
         group = windows[first : first + size]
         pieces, clips, layouts, position = [], [], [], 0.0
         for window in group:
-            window_audio, placements = _window_audio(audio, window, PACK_GAP_S)
+            window_audio, placements = _window_audio(audio, window, gap)
             duration = window_audio.size / SAMPLE_RATE
             pieces.append(window_audio)
             clips.append({"start": position, "end": position + duration})
             layouts.append(
-                [Placement(p.region, p.start + position, p.end + position) for p in placements]
+                [
+                    Placement(
+                        p.region, p.start + position, p.end + position, by_clip[p.region].bounds
+                    )
+                    for p in placements
+                ]
             )
             position += duration
         decoded = _decode(np.concatenate(pieces), clips, language, size)
@@ -438,10 +523,11 @@ def transcribe_regions(
         words: dict[tuple[float, float], list[Word]] = {}
         for inside, layout in zip(_by_clip(decoded, clips), layouts, strict=True):
             words.update(_place_words(inside, layout))
-        group_spans = [by_bounds[bounds] for window in group for bounds in window]
-        packed = [by_bounds[p.region] for layout in layouts if len(layout) > 1 for p in layout]
+        group_spans = [by_clip[clip] for window in group for clip in window]
+        packed = [by_clip[p.region] for layout in layouts if len(layout) > 1 for p in layout]
         again = sorted(_short(words, group_spans) & {span.bounds for span in packed})
-        for bounds, found in zip(again, _decode_alone(audio, again, language, size), strict=True):
+        redone = _decode_alone(audio, again, language, size, frames)
+        for bounds, found in zip(again, redone, strict=True):
             words[bounds] = found
 
         holes = [
@@ -471,7 +557,7 @@ def transcribe_regions(
         )
         yield BatchResult(
             results,
-            processed_until=group[-1][-1][1],
+            processed_until=group_spans[-1].end,
             regions=[region for span in group_spans for region in span.regions],
         )
 
