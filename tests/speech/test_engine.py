@@ -12,7 +12,15 @@ from bench.cer import cer
 from tests.audio_files import long_file_with_gaps
 from transcription.speech import engine
 from transcription.speech.audio import decode_audio
-from transcription.speech.engine import Placement, pack_regions
+from transcription.speech.spans import (
+    PACK_GAP_S,
+    Placement,
+    Span,
+    frame_spans,
+    join_regions,
+    pack_regions,
+    window_audio,
+)
 from transcription.speech.words import Evidence, Word
 
 
@@ -45,7 +53,7 @@ def test_the_silence_between_packed_spans_may_depend_on_the_two():
     # Real audio already around the speech: 1 s of zeros between them is enough.
     assert pack_regions(regions, 28.0, lambda a, b: 1.0) == [regions]
     audio = np.arange(40 * 16000, dtype=np.float32)
-    window, layout = engine._window_audio(audio, regions[:2], lambda a, b: 0.5)
+    window, layout = window_audio(audio, regions[:2], lambda a, b: 0.5)
     assert window.size == (10 + 0.5 + 8) * 16000
     assert [(p.start, p.end) for p in layout] == [(0.0, 10.0), (10.5, 18.5)]
     assert window[int(10.5 * 16000)] == 12 * 16000  # the second span's first sample
@@ -69,13 +77,13 @@ def line_with_words(words):
 
 def test_utterances_apart_by_short_pauses_are_decoded_together():
     regions = [(0.0, 2.0), (2.8, 5.0), (6.5, 9.0), (9.5, 20.0), (20.5, 31.0), (31.2, 36.0)]
-    spans = engine.join_regions(regions, pause_s=1.0, max_s=28.0)
+    spans = join_regions(regions, pause_s=1.0, max_s=28.0)
     # 1.5 s is a long pause; a span 6.5-36 would pass 28 s, so the last one starts anew.
     assert [span.bounds for span in spans] == [(0.0, 5.0), (6.5, 31.0), (31.2, 36.0)]
     assert spans[0].regions == ((0.0, 2.0), (2.8, 5.0))
-    assert [s.bounds for s in engine.join_regions(regions, 0.0, 28.0)] == regions
+    assert [s.bounds for s in join_regions(regions, 0.0, 28.0)] == regions
     # One utterance longer than the limit is still a span of its own.
-    assert [s.bounds for s in engine.join_regions([(0.0, 30.0), (30.2, 31.0)], 1.0, 28.0)] == [
+    assert [s.bounds for s in join_regions([(0.0, 30.0), (30.2, 31.0)], 1.0, 28.0)] == [
         (0.0, 30.0),
         (30.2, 31.0),
     ]
@@ -105,7 +113,7 @@ def test_words_go_to_the_span_they_were_spoken_in():
 
 
 def spans_with_words(texts_per_second):
-    spans = [engine.Span(i * 10.0, i * 10.0 + 5.0, ((i * 10.0, i * 10.0 + 5.0),)) for i in range(4)]
+    spans = [Span(i * 10.0, i * 10.0 + 5.0, ((i * 10.0, i * 10.0 + 5.0),)) for i in range(4)]
     evidence = Evidence(-0.2, 0.01, 1.2)
     words = {
         span.bounds: [
@@ -155,7 +163,7 @@ def test_packed_and_unpacked_decoding_agree_on_a_long_file(eval_clip, tmp_path, 
         return [segment for batch in batches for segment in batch.segments]
 
     packed, alone = run(28.0), run(0)
-    assert pack_regions(regions, 28.0, engine.PACK_GAP_S) != [[r] for r in regions]
+    assert pack_regions(regions, 28.0, PACK_GAP_S) != [[r] for r in regions]
     for segments in (packed, alone):
         text = "".join(s.text for s in segments)
         assert cer(reference, text, numerals=True) < 0.2, text
@@ -191,11 +199,11 @@ def _damaged(segments, keep_until):
 
 
 def test_spans_are_decoded_with_the_audio_around_them_as_plain_whisper_frames_it():
-    spans = engine.join_regions(
+    spans = join_regions(
         [(0.5, 4.0), (4.6, 9.0), (12.0, 15.0), (16.5, 20.0), (50.0, 79.9)], 1.0, 28.0
     )
     assert [s.bounds for s in spans] == [(0.5, 9.0), (12.0, 15.0), (16.5, 20.0), (50.0, 79.9)]
-    frames = engine.frame_spans(spans, pad_s=0.2, until_s=81.0)
+    frames = frame_spans(spans, pad_s=0.2, until_s=81.0)
     # 0.4 s of audio before the speech (the spans hold 0.2 of VAD padding); 3.4 s of silence
     # after the first span is long, so 0.4 s after its speech too.
     assert frames[(0.5, 9.0)] == pytest.approx((0.3, 9.2))
@@ -211,14 +219,14 @@ def test_spans_are_decoded_with_the_audio_around_them_as_plain_whisper_frames_it
 
 
 def test_a_short_silence_at_the_end_is_decoded_up_to_the_end_or_the_cut():
-    spans = engine.join_regions([(0.0, 6.0)], 1.0, 28.0)
+    spans = join_regions([(0.0, 6.0)], 1.0, 28.0)
     # At the start of the audio there is nothing before; 1.5 s of silence to the end.
-    assert engine.frame_spans(spans, 0.2, until_s=7.3)[(0.0, 6.0)] == pytest.approx((0.0, 7.3))
+    assert frame_spans(spans, 0.2, until_s=7.3)[(0.0, 6.0)] == pytest.approx((0.0, 7.3))
     # A window cut 1 s after the span (the rest is the next window's): up to the cut.
-    assert engine.frame_spans(spans, 0.2, until_s=6.8)[(0.0, 6.0)] == pytest.approx((0.0, 6.8))
+    assert frame_spans(spans, 0.2, until_s=6.8)[(0.0, 6.0)] == pytest.approx((0.0, 6.8))
     # Without padding the same 0.4 s of audio is given around the speech.
-    spans = engine.join_regions([(1.0, 6.0)], 1.0, 28.0)
-    assert engine.frame_spans(spans, 0.0, until_s=20.0)[(1.0, 6.0)] == pytest.approx((0.6, 6.4))
+    spans = join_regions([(1.0, 6.0)], 1.0, 28.0)
+    assert frame_spans(spans, 0.0, until_s=20.0)[(1.0, 6.0)] == pytest.approx((0.6, 6.4))
 
 
 @pytest.mark.slow
@@ -258,7 +266,7 @@ def test_speech_whisper_dropped_from_a_packed_window_is_decoded_again(
     with open(path, "rb") as handle:
         audio = decode_audio(handle)
     regions = engine.speech_regions(audio)
-    assert len(engine.pack_regions(regions, 28.0, engine.PACK_GAP_S)) == 1  # one window
+    assert len(pack_regions(regions, 28.0, PACK_GAP_S)) == 1  # one window
 
     def run():
         return [s for b in engine.transcribe_regions(audio, regions, "ko") for s in b.segments]

@@ -2,8 +2,9 @@
 
 Audio is cut into utterances by Silero VAD (``speech_regions``). Utterances apart by short
 pauses are joined into spans and decoded together, real audio between them included, so a
-sentence keeps its context (case, punctuation) across a pause; spans are packed into shared
-windows and transcribed in batches through faster-whisper's ``BatchedInferencePipeline``.
+sentence keeps its context (case, punctuation) across a pause; each span is framed with the
+audio around its speech and spans are packed into shared windows (``speech/spans.py``), then
+transcribed in batches through faster-whisper's ``BatchedInferencePipeline``.
 Every word comes back with its timing (``word_timestamps``): words are put back on the span
 they were spoken in, so no segment spans a long silence; speech left without words is
 decoded again; segments are cut from the words at sentence ends (``speech/words.py``).
@@ -22,6 +23,19 @@ import numpy as np
 from django.conf import settings
 
 from transcription.speech import loader
+from transcription.speech.spans import (
+    CONTEXT_PAD_S,
+    JOIN_MAX_S,
+    PACK_GAP_S,
+    SAMPLE_RATE,
+    WHISPER_WINDOW_S,
+    Placement,
+    Span,
+    frame_spans,
+    join_regions,
+    pack_regions,
+    window_audio,
+)
 from transcription.speech.words import (
     Evidence,
     Word,
@@ -35,7 +49,6 @@ from transcription.speech.words import (
 from workers.gpu import cuda_device_count, resolve_runtime
 
 log = logging.getLogger(__name__)
-SAMPLE_RATE = 16000
 
 _lock = threading.Lock()
 _model = None
@@ -194,136 +207,6 @@ def detect_language(audio: np.ndarray, regions: Sequence[tuple[float, float]]) -
     return language
 
 
-@dataclass(frozen=True)
-class Placement:
-    """Where one stretch of the recording (``region``) sits in a packed window: ``start``/
-    ``end`` in the window's audio. ``keep``: the span its words belong to and are kept inside
-    (the region itself unless it is a span's clip, its speech with the audio around it)."""
-
-    region: tuple[float, float]
-    start: float
-    end: float
-    keep: tuple[float, float] | None = None
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return self.keep or self.region
-
-
-Gap = float | Callable[[tuple[float, float], tuple[float, float]], float]
-
-
-def _gap_s(gap: Gap, before: tuple[float, float], after: tuple[float, float]) -> float:
-    return gap(before, after) if callable(gap) else gap
-
-
-def pack_regions(
-    regions: Sequence[tuple[float, float]], window_s: float, gap_s: Gap
-) -> list[list[tuple[float, float]]]:
-    """Group consecutive utterances into windows of at most ``window_s`` seconds of audio,
-    ``gap_s`` of silence between two utterances (a number, or a function of the two). An
-    utterance longer than a window gets one of its own; ``window_s`` 0 puts every
-    utterance in its own window."""
-    windows: list[list[tuple[float, float]]] = []
-    current: list[tuple[float, float]] = []
-    length = 0.0
-    for region in regions:
-        duration = region[1] - region[0]
-        gap = _gap_s(gap_s, current[-1], region) if current else 0.0
-        if current and (window_s <= 0 or length + gap + duration > window_s):
-            windows.append(current)
-            current, length, gap = [], 0.0, 0.0
-        length += gap + duration
-        current.append(region)
-    if current:
-        windows.append(current)
-    return windows
-
-
-def _window_audio(
-    audio: np.ndarray, window: Sequence[tuple[float, float]], gap_s: Gap
-) -> tuple[np.ndarray, list[Placement]]:
-    pieces, placements, position = [], [], 0
-    for index, (start, end) in enumerate(window):
-        if pieces:
-            gap = int(round(_gap_s(gap_s, window[index - 1], (start, end)) * SAMPLE_RATE))
-            pieces.append(np.zeros(gap, dtype=np.float32))
-            position += gap
-        piece = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-        pieces.append(piece)
-        placements.append(
-            Placement((start, end), position / SAMPLE_RATE, (position + piece.size) / SAMPLE_RATE)
-        )
-        position += piece.size
-    return np.concatenate(pieces).astype(np.float32, copy=False), placements
-
-
-@dataclass(frozen=True)
-class Span:
-    """Utterances separated by short pauses, decoded together as they were spoken (the real
-    audio between them included), so Whisper sees a sentence whole across a pause."""
-
-    start: float
-    end: float
-    regions: tuple[tuple[float, float], ...]
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return (self.start, self.end)
-
-
-def join_regions(
-    regions: Sequence[tuple[float, float]], pause_s: float, max_s: float
-) -> list[Span]:
-    """Consecutive utterances whose pause is at most ``pause_s`` joined into spans of at most
-    ``max_s`` seconds (a single longer utterance stays a span of its own). ``pause_s`` 0
-    keeps every utterance apart."""
-    spans: list[Span] = []
-    current: list[tuple[float, float]] = []
-    for region in regions:
-        if (
-            current
-            and pause_s > 0
-            and region[0] - current[-1][1] <= pause_s
-            and region[1] - current[0][0] <= max_s
-        ):
-            current.append(region)
-            continue
-        if current:
-            spans.append(Span(current[0][0], current[-1][1], tuple(current)))
-        current = [region]
-    if current:
-        spans.append(Span(current[0][0], current[-1][1], tuple(current)))
-    return spans
-
-
-def frame_spans(
-    spans: Sequence[Span], pad_s: float, until_s: float
-) -> dict[tuple[float, float], tuple[float, float]]:
-    """The clip each span is decoded from: its speech with the real audio around it, as
-    faster-whisper's own VAD filter frames speech for Whisper (``CONTEXT_PAD_S`` of audio
-    before and after the speech; a silence after it shorter than ``CONTEXT_SILENCE_S`` kept
-    whole, up to the next span or ``until_s``). With whisper-base a word can turn on where
-    the audio given to it begins and ends by a tenth of a second; framed this way a file
-    of one sentence is decoded from the very audio plain faster-whisper decodes. Clips never
-    reach into another span and do not overlap; a clip stays within one Whisper window.
-    ``pad_s``: the VAD padding already inside the spans' bounds."""
-    extra = max(CONTEXT_PAD_S - pad_s, 0.0)
-    starts = []
-    for i, span in enumerate(spans):
-        floor = spans[i - 1].end if i else 0.0
-        floor = max(floor, span.end - WHISPER_WINDOW_S)
-        starts.append(min(max(span.start - extra, floor, 0.0), span.start))
-    frames = {}
-    for i, span in enumerate(spans):
-        limit = starts[i + 1] if i + 1 < len(spans) else max(until_s, span.end)
-        next_speech = spans[i + 1].start + pad_s if i + 1 < len(spans) else until_s
-        end = limit if next_speech - (span.end - pad_s) < CONTEXT_SILENCE_S else span.end + extra
-        end = min(end, limit, starts[i] + WHISPER_WINDOW_S)
-        frames[span.bounds] = (starts[i], max(end, span.end))
-    return frames
-
-
 def _decode(audio: np.ndarray, clips: list[dict], language: str, size: int) -> list:
     segments, _info = _pipeline.transcribe(
         audio,
@@ -440,24 +323,12 @@ def _segment(words: Sequence[Word]) -> SegmentResult:
     )
 
 
-# Packing: spans share 30 s encoder windows (the encoder is most of the CPU cost),
-# separated by enough silence for Whisper to start a new line at each: the real audio
-# around their speech (frame_spans), then zeros up to this much.
-PACK_GAP_S = 2.0
 # A segment may start this much before its clip (float rounding of the clip bounds).
 CLIP_SLACK_S = 0.05
 # A packed span whose letters per second fall under this share of the batch's is redone.
 TRUNCATED_RATE_SHARE = 0.6
 # Speech (VAD's, pads off) this long with no word in it is decoded again on its own.
 UNCOVERED_S = 1.0
-# Joined spans stay inside one Whisper window.
-JOIN_MAX_S = 28.0
-WHISPER_WINDOW_S = 30.0
-# A span is decoded with this much audio before and after its speech, and with a silence
-# after it shorter than CONTEXT_SILENCE_S whole: faster-whisper's VAD filter defaults
-# (speech_pad_ms, min_silence_duration_ms), so Whisper hears what it hears under plain use.
-CONTEXT_PAD_S = 0.4
-CONTEXT_SILENCE_S = 2.0
 
 
 def transcribe_regions(
@@ -505,9 +376,9 @@ def transcribe_regions(
         group = windows[first : first + size]
         pieces, clips, layouts, position = [], [], [], 0.0
         for window in group:
-            window_audio, placements = _window_audio(audio, window, gap)
-            duration = window_audio.size / SAMPLE_RATE
-            pieces.append(window_audio)
+            laid_out, placements = window_audio(audio, window, gap)
+            duration = laid_out.size / SAMPLE_RATE
+            pieces.append(laid_out)
             clips.append({"start": position, "end": position + duration})
             layouts.append(
                 [
