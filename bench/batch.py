@@ -7,8 +7,11 @@ built from the Korean clips with silence gaps (each clip twice, in order, 3 s ap
 one run:
 
 * platform: upload over HTTP to a real daphne, a real Celery worker on queue ``stt``,
-  poll the transcript until it is done. Wall time runs from the start of the upload
-  to the poll that sees ``done``.
+  then wait for ``done`` as a program using the API would: on the transcript's event
+  stream (``/ws/transcripts/<id>/`` with the API token, what the pages use too), then
+  one GET of the transcript (``--wait poll``: GET it until it is done instead, every
+  ``--poll`` s at first). Wall time runs from the start of the upload to the answer of
+  the GET that sees ``done``.
 * plain: ``WhisperModel.transcribe(path, language="ko", beam_size=..., vad_filter=True)``
   in this process, with the same model, device, compute type and thread count, all
   segments consumed (audio decoding included).
@@ -34,6 +37,7 @@ a benchmark.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -61,6 +65,7 @@ from bench.harness import (
     stop_all,
     stop_process,
 )
+from bench.wsclient import WsClient
 from workers.launch import web_command, worker_command
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -207,13 +212,16 @@ def bench_credentials() -> dict[str, str]:
 class Platform:
     """daphne + one stt worker on the bench database; files go in over HTTP."""
 
-    def __init__(self, workdir: Path, redis_url: str, poll_s: float, poll_max_s: float) -> None:
+    def __init__(
+        self, workdir: Path, redis_url: str, poll_s: float, poll_max_s: float, wait: str = "events"
+    ) -> None:
         import httpx
         import redis
 
         from workers.heartbeat import KEY_PREFIX
 
         self.poll_s, self.poll_max_s = poll_s, poll_max_s
+        self.wait = wait
         self.transcript_ids: list[str] = []
         self.redis = redis.Redis.from_url(redis_url)
         others = [k.decode() for k in self.redis.scan_iter(match=KEY_PREFIX + "*")]
@@ -268,20 +276,10 @@ class Platform:
             raise RuntimeError(f"upload of {path.name}: {response.status_code} {response.text}")
         url = self.base + response.json()["url"]
         self.transcript_ids.append(response.json()["id"])
-        polls = 0
-        while True:
-            body = self.client.get(url).json()
-            polls += 1
-            if body["status"] in ("done", "failed"):
-                break
-            if self.worker.poll() is not None:
-                raise RuntimeError(f"the worker exited:\n{log_tail(self.worker.log_path)}")
-            if time.perf_counter() - started > 3600:
-                raise RuntimeError(f"{path.name} still {body['status']} after an hour")
-            # Every poll costs the web process CPU that the worker would use on a small
-            # machine, so the interval grows with the wait (5% of it, between the bounds).
-            elapsed = time.perf_counter() - started
-            time.sleep(min(self.poll_max_s, max(self.poll_s, 0.05 * elapsed)))
+        if self.wait == "events":
+            body, polls = asyncio.run(self._await_end(url, response.json()["id"], started))
+        else:
+            body, polls = self._poll_until_end(url, started)
         wall_s = time.perf_counter() - started
         wall_end = wall_start + wall_s
 
@@ -311,6 +309,54 @@ class Platform:
             **describe(text, len(body.get("segments", []))),
         }
         return run
+
+    def _check(self, body: dict, started: float, path_name: str) -> None:
+        if self.worker.poll() is not None:
+            raise RuntimeError(f"the worker exited:\n{log_tail(self.worker.log_path)}")
+        if time.perf_counter() - started > 3600:
+            raise RuntimeError(f"{path_name} still {body['status']} after an hour")
+
+    def _poll_until_end(self, url: str, started: float) -> tuple[dict, int]:
+        polls = 0
+        while True:
+            body = self.client.get(url).json()
+            polls += 1
+            if body["status"] in ("done", "failed"):
+                return body, polls
+            self._check(body, started, url)
+            # Every poll costs the web process CPU that the worker would use on a small
+            # machine, so the interval grows with the wait (5% of it, between the bounds).
+            elapsed = time.perf_counter() - started
+            time.sleep(min(self.poll_max_s, max(self.poll_s, 0.05 * elapsed)))
+
+    async def _await_end(self, url: str, transcript_id: str, started: float) -> tuple[dict, int]:
+        """The transcript once its event stream says it ended: subscribed first, then one
+        GET (an end before the subscription shows there), then GET again at the event."""
+        host, port = self.base.removeprefix("http://").split(":")
+        events = await WsClient.connect(
+            host,
+            int(port),
+            path=f"/ws/transcripts/{transcript_id}/",
+            headers={"Authorization": self.client.headers["Authorization"]},
+        )
+        try:
+            body, polls = self.client.get(url).json(), 1
+            while body["status"] not in ("done", "failed"):
+                with contextlib.suppress(asyncio.TimeoutError):
+                    _at, event = await events.receive(timeout=5.0)
+                    if event.get("type") == "_closed":
+                        raise RuntimeError(f"the event stream closed: {event}")
+                    if event.get("type") != "status" or event.get("status") not in (
+                        "done",
+                        "failed",
+                    ):
+                        continue
+                # The end, or 5 s without it (a worker that died is found by the check).
+                body, polls = self.client.get(url).json(), polls + 1
+                self._check(body, started, url)
+            return body, polls
+        finally:
+            await events.close()
 
     def remove_leftovers(self) -> None:
         """Take this run's follow-up keyword jobs out of Redis: no keyword worker runs here,
@@ -515,7 +561,9 @@ def run(args: argparse.Namespace) -> int:
         )
 
         print("starting daphne and an stt worker ...", flush=True)
-        platform = Platform(workdir, redis_url, args.poll, max(args.poll, args.poll_max))
+        platform = Platform(
+            workdir, redis_url, args.poll, max(args.poll, args.poll_max), wait=args.wait
+        )
         paths: dict[str, object] = {"platform": platform}
         print("loading the plain model ...", flush=True)
         paths["plain"] = Plain()
@@ -567,6 +615,7 @@ def run(args: argparse.Namespace) -> int:
             },
             "cores": os.cpu_count(),
             "host": platform_info.node(),
+            "wait": args.wait,
             "poll_s": args.poll,
             "poll_max_s": max(args.poll, args.poll_max),
             "long_file": {"copies": args.long_copies, "gap_s": args.gap, "shuffled": args.shuffled},
@@ -617,6 +666,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("median", "min"),
         default="median",
         help="which of the repeated runs to report (min suits a machine shared with others)",
+    )
+    parser.add_argument(
+        "--wait",
+        choices=("events", "poll"),
+        default="events",
+        help="how the platform's client learns that a file is done: its event stream, or polls",
     )
     parser.add_argument("--poll", type=float, default=0.1, help="shortest time between polls, s")
     parser.add_argument(

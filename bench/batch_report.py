@@ -82,6 +82,13 @@ def summarise_file(item: BenchFile, statistic: str) -> dict:
     return out
 
 
+def waiting(meta: dict) -> str:
+    """How the bench's client learned that a file was done."""
+    if meta.get("wait", "poll") == "events":
+        return "done from the event stream"
+    return f"poll every {meta['poll_s']}-{meta['poll_max_s']} s"
+
+
 def report(summary: list[dict], paths: list[str], meta: dict) -> dict:
     lines: list[str] = []
     add = lines.append
@@ -93,7 +100,7 @@ def report(summary: list[dict], paths: list[str], meta: dict) -> dict:
     add(
         f"model {meta['model']} | cpu int8 | beam {meta['beam_size']} | cpu_threads "
         f"{meta['cpu_threads']} (0: CTranslate2 default) | {meta['cores']} cores | "
-        f"stt batch size {meta['stt_batch_size']} | poll every {meta['poll_s']}-{meta['poll_max_s']} s | "
+        f"stt batch size {meta['stt_batch_size']} | {waiting(meta)} | "
         f"load avg before {meta['load_before']}"
     )
     add("CER: character-level on reference_nospace; CER# = Arabic numerals read as Sino-Korean")

@@ -36,7 +36,14 @@ class WsClient:
 
     @classmethod
     async def connect(
-        cls, host: str, port: int, *, cookie: str = "", path: str = "/ws", timeout: float = 10.0
+        cls,
+        host: str,
+        port: int,
+        *,
+        cookie: str = "",
+        path: str = "/ws",
+        timeout: float = 10.0,
+        headers: dict[str, str] | None = None,
     ) -> WsClient:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         sock = writer.get_extra_info("socket")
@@ -49,6 +56,7 @@ class WsClient:
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
                 "Sec-WebSocket-Version: 13\r\n"
                 + (f"Cookie: {cookie}\r\n" if cookie else "")
+                + "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
                 + "\r\n"
             ).encode()
         )

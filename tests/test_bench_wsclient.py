@@ -60,3 +60,37 @@ def test_the_bench_client_speaks_the_native_protocol_with_daphne():
         error, closed = asyncio.run(anonymous())
     assert error["type"] == "error" and error["code"] == "unauthorized"
     assert closed == {"type": "_closed", "code": 4401}
+
+
+def test_the_bench_client_follows_a_transcript_with_an_api_token():
+    """bench-batch learns that an upload is done from its event stream, as a program would."""
+    from rest_framework.authtoken.models import Token
+
+    from tests.factories import make_user
+    from transcription.models import Transcript
+    from transcription.notify import ProgressNotifier
+
+    user = make_user("bench-token")
+    token = Token.objects.create(user=user)
+    transcript = Transcript.objects.create(owner=user, source=Transcript.Source.UPLOAD, title="t")
+    other = Transcript.objects.create(
+        owner=make_user("someone-else"), source=Transcript.Source.UPLOAD, title="o"
+    )
+    headers = {"Authorization": f"Token {token.key}"}
+    with running_web() as url:
+        port = int(url.rsplit(":", 1)[1])
+
+        async def follow(transcript_id) -> dict:
+            client = await WsClient.connect(
+                "127.0.0.1", port, path=f"/ws/transcripts/{transcript_id}/", headers=headers
+            )
+            await asyncio.to_thread(ProgressNotifier(transcript_id).status, "done")
+            _t, event = await next_event(client, "status")
+            await client.close()
+            return event
+
+        event = asyncio.run(follow(transcript.pk))
+        # Another user's transcript: the handshake is refused, as for one that does not exist.
+        with pytest.raises(ConnectionError, match="403"):
+            asyncio.run(follow(other.pk))
+    assert event["status"] == "done" and event["transcript"] == str(transcript.pk)
