@@ -19,6 +19,7 @@ from transcription.speech.spans import (
     frame_spans,
     join_regions,
     pack_regions,
+    pack_spans,
     window_audio,
 )
 from transcription.speech.words import Evidence, Word
@@ -216,6 +217,23 @@ def test_spans_are_decoded_with_the_audio_around_them_as_plain_whisper_frames_it
     ordered = [frames[s.bounds] for s in spans]
     assert all(a[1] <= b[0] for a, b in zip(ordered, ordered[1:], strict=False))
     assert all(c[0] <= s.start and c[1] >= s.end for c, s in zip(ordered, spans, strict=True))
+
+
+def test_framed_spans_pack_into_the_windows_they_would_fill_unframed():
+    spans = join_regions([(0.0, 9.0), (12.0, 21.0), (24.0, 32.0), (35.0, 40.0)], 1.0, 28.0)
+    frames = frame_spans(spans, pad_s=0.2, until_s=41.0)
+    windows, gap = pack_spans(spans, frames, pad_s=0.2, window_s=28.0)
+    # Unframed: 9 + 2 + 9 = 20 fits, adding 2 + 8 would not; then 8 + 2 + 5.
+    assert pack_regions([s.bounds for s in spans], 28.0, PACK_GAP_S) == [
+        [(0.0, 9.0), (12.0, 21.0)],
+        [(24.0, 32.0), (35.0, 40.0)],
+    ]
+    assert windows == [
+        [frames[(0.0, 9.0)], frames[(12.0, 21.0)]],
+        [frames[(24.0, 32.0)], frames[(35.0, 40.0)]],
+    ]
+    # 0.2 s of audio after the first speech and 0.2 s before the second: 1.6 s of zeros.
+    assert gap(frames[(0.0, 9.0)], frames[(12.0, 21.0)]) == pytest.approx(1.6)
 
 
 def test_a_short_silence_at_the_end_is_decoded_up_to_the_end_or_the_cut():

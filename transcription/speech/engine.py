@@ -24,16 +24,13 @@ from django.conf import settings
 
 from transcription.speech import loader
 from transcription.speech.spans import (
-    CONTEXT_PAD_S,
     JOIN_MAX_S,
-    PACK_GAP_S,
     SAMPLE_RATE,
-    WHISPER_WINDOW_S,
     Placement,
     Span,
     frame_spans,
     join_regions,
-    pack_regions,
+    pack_spans,
     window_audio,
 )
 from transcription.speech.words import (
@@ -359,19 +356,7 @@ def transcribe_regions(
     until_s = length_s if until_s is None else min(until_s, length_s)
     frames = frame_spans(spans, pad_s, until_s)
     by_clip = {frames[span.bounds]: span for span in spans}
-
-    def gap(before: tuple[float, float], after: tuple[float, float]) -> float:
-        # The real audio around two spans' speech counts toward the silence between them,
-        # so spans pack into windows as densely as without it.
-        context = (before[1] - by_clip[before].end) + (by_clip[after].start - after[0])
-        return max(PACK_GAP_S - context, 0.0)
-
-    # The window's limit is on speech with its VAD padding; the first and the last span of
-    # a window bring their context with them (still well inside Whisper's 30 s).
-    window_s = settings.STT_PACK_WINDOW_S
-    if window_s > 0:
-        window_s = min(window_s + 2 * max(CONTEXT_PAD_S - pad_s, 0.0), WHISPER_WINDOW_S)
-    windows = pack_regions([frames[span.bounds] for span in spans], window_s, gap)
+    windows, gap = pack_spans(spans, frames, pad_s, settings.STT_PACK_WINDOW_S)
     for first in range(0, len(windows), size):
         group = windows[first : first + size]
         pieces, clips, layouts, position = [], [], [], 0.0

@@ -158,3 +158,22 @@ def frame_spans(
         end = min(end, limit, starts[i] + WHISPER_WINDOW_S)
         frames[span.bounds] = (starts[i], max(end, span.end))
     return frames
+
+
+def pack_spans(
+    spans: Sequence[Span], frames: dict, pad_s: float, window_s: float
+) -> tuple[list[list[tuple[float, float]]], Callable[[tuple, tuple], float]]:
+    """Framed spans packed into windows: their clips (``frames``), and the zeros to put
+    between two of them (for ``window_audio``). The real audio around two spans' speech
+    counts toward the ``PACK_GAP_S`` between them, and ``window_s`` limits speech with its
+    VAD padding (the first and last clip of a window bring their context with them, still
+    well inside Whisper's 30 s), so spans pack as densely as they would unframed."""
+    span_of = {frames[span.bounds]: span for span in spans}
+
+    def gap(before: tuple[float, float], after: tuple[float, float]) -> float:
+        context = (before[1] - span_of[before].end) + (span_of[after].start - after[0])
+        return max(PACK_GAP_S - context, 0.0)
+
+    if window_s > 0:
+        window_s = min(window_s + 2 * max(CONTEXT_PAD_S - pad_s, 0.0), WHISPER_WINDOW_S)
+    return pack_regions([frames[span.bounds] for span in spans], window_s, gap), gap
