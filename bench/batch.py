@@ -69,6 +69,8 @@ from bench.wsclient import WsClient
 from workers.launch import web_command, worker_command
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# A transcript's statuses after which it does not change.
+ENDED = ("done", "failed")
 EVAL_DIR = Path(os.environ.get("EVAL_DIR") or REPO_ROOT.parent / "shared" / "eval")
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 WARMUP_CLIP = "ko_picovoice_leopard_test_ko"
@@ -321,7 +323,7 @@ class Platform:
         while True:
             body = self.client.get(url).json()
             polls += 1
-            if body["status"] in ("done", "failed"):
+            if body["status"] in ENDED:
                 return body, polls
             self._check(body, started, url)
             # Every poll costs the web process CPU that the worker would use on a small
@@ -341,17 +343,15 @@ class Platform:
         )
         try:
             body, polls = self.client.get(url).json(), 1
-            while body["status"] not in ("done", "failed"):
-                with contextlib.suppress(asyncio.TimeoutError):
+            while body["status"] not in ENDED:
+                try:
                     _at, event = await events.receive(timeout=5.0)
-                    if event.get("type") == "_closed":
-                        raise RuntimeError(f"the event stream closed: {event}")
-                    if event.get("type") != "status" or event.get("status") not in (
-                        "done",
-                        "failed",
-                    ):
-                        continue
-                # The end, or 5 s without it (a worker that died is found by the check).
+                except TimeoutError:
+                    event = None  # 5 s without the end: look (the check finds a dead worker)
+                if event and event.get("type") == "_closed":
+                    raise RuntimeError(f"the event stream closed: {event}")
+                if event and not (event.get("type") == "status" and event.get("status") in ENDED):
+                    continue
                 body, polls = self.client.get(url).json(), polls + 1
                 self._check(body, started, url)
             return body, polls
